@@ -1,0 +1,199 @@
+"""Hugging Face BERT checkpoints <-> jaxrec BERT parameters, through one rule table.
+
+jaxrec's module paths mirror HF's names, so the table only says how the leaf differs:
+PyTorch `Linear.weight` [out, in] is Flax `kernel` [in, out]; `Embedding.weight` is
+`embedding`; `LayerNorm.weight` is `scale`. Import and export both read this table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from flax import nnx
+
+from jaxrec.errors import CheckpointError
+from jaxrec.models.bert import BertConfig
+
+# (HF leaf pattern, jaxrec leaf pattern, transpose?) — first match wins, in both directions.
+RULES: tuple[tuple[str, str, bool], ...] = (
+    ("{}.LayerNorm.weight", "{}.LayerNorm.scale", False),
+    ("{}_embeddings.weight", "{}_embeddings.embedding", False),
+    ("{}.weight", "{}.kernel", True),
+    ("{}.bias", "{}.bias", False),
+)
+
+# Buffers and pre-training heads that HF checkpoints carry beside the encoder.
+IGNORED = (r"embeddings\.position_ids", r"cls\..*", r"classifier\..*", r"qa_outputs\..*")
+_ENCODER_PREFIXES = ("bert.",)
+
+log = logging.getLogger(__name__)
+
+
+def _regex(template: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(template).replace(r"\{\}", "(.+)") + "$")
+
+
+_HF_TO_JAX = [(_regex(hf), jx, t) for hf, jx, t in RULES]
+_JAX_TO_HF = [(_regex(jx), hf, t) for hf, jx, t in RULES]
+
+
+def _rename(name: str, table) -> tuple[str, bool]:
+    for pattern, template, transpose in table:
+        m = pattern.match(name)
+        if m:
+            return template.format(m.group(1)), transpose
+    raise CheckpointError(f"no conversion rule for parameter {name!r}")
+
+
+def hf_to_jax_name(name: str) -> tuple[str, bool]:
+    """HF tensor name -> (jaxrec parameter path, whether the array is transposed)."""
+    return _rename(name, _HF_TO_JAX)
+
+
+def jax_to_hf_name(path: str) -> tuple[str, bool]:
+    """jaxrec parameter path -> (HF tensor name, whether the array is transposed)."""
+    return _rename(path, _JAX_TO_HF)
+
+
+def read_config(folder: str | Path) -> BertConfig:
+    """Reads `folder/config.json` as a BERT config; errors name the file."""
+    path = Path(folder) / "config.json"
+    if not Path(folder).is_dir():
+        raise CheckpointError(f"{folder}: checkpoint folder does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing (an HF BERT folder needs config.json)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: unreadable: {e}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return BertConfig.from_hf_dict(data, source=str(path))
+
+
+def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
+    """All tensors of an HF folder: model.safetensors (single or sharded) or pytorch_model.bin.
+
+    A `.bin` is read with `torch.load(weights_only=True)`, which never runs pickled code.
+    """
+    folder = Path(folder)
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.exists():
+        return _read_safetensors([single])
+    if index.exists():
+        try:
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        except (OSError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{index}: unreadable shard index: {e}") from None
+        return _read_safetensors([folder / s for s in shards])
+    bin_path = folder / "pytorch_model.bin"
+    if bin_path.exists():
+        return _read_torch_bin(bin_path)
+    raise CheckpointError(
+        f"{folder}: no weights found (expected model.safetensors or pytorch_model.bin)"
+    )
+
+
+def _read_safetensors(paths: list[Path]) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    tensors: dict[str, np.ndarray] = {}
+    for path in paths:
+        try:
+            tensors.update(load_file(str(path)))
+        except (OSError, SafetensorError) as e:
+            raise CheckpointError(f"{path}: unreadable safetensors file: {e}") from None
+    return tensors
+
+
+def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise CheckpointError(
+            f"{path}: reading pytorch_model.bin needs torch (pip install 'jaxrec[torch]')"
+        ) from None
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        raise CheckpointError(f"{path}: cannot be loaded with weights_only=True: {e}") from None
+    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+
+
+def strip_heads(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Drops the `bert.` prefix of BertFor* checkpoints and the known non-encoder tensors."""
+    prefixed = any(k.startswith(_ENCODER_PREFIXES) for k in tensors)
+    out, dropped = {}, []
+    for name, value in tensors.items():
+        for prefix in _ENCODER_PREFIXES:
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+                break
+        else:
+            if prefixed and not name.startswith(("embeddings.", "encoder.", "pooler.")):
+                dropped.append(name)
+                continue
+        if any(re.fullmatch(p, name) for p in IGNORED):
+            dropped.append(name)
+            continue
+        out[name] = value
+    if dropped:
+        log.info("ignoring %d non-encoder tensors, e.g. %s", len(dropped), dropped[:3])
+    return out
+
+
+def load_into(model: nnx.Module, tensors: Mapping[str, np.ndarray], source: str) -> None:
+    """Copies HF tensors into `model`'s parameters, in place.
+
+    Every parameter must be present, every tensor used, every shape right; otherwise one
+    CheckpointError lists all the offending names.
+    """
+    state = nnx.state(model, nnx.Param)
+    flat = {".".join(map(str, path)): var for path, var in nnx.to_flat_state(state)}
+    expected = {}
+    for path in flat:
+        hf_name, transpose = jax_to_hf_name(path)
+        expected[hf_name] = (path, transpose)
+    tensors = strip_heads(tensors)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = []
+    for hf_name in sorted(set(expected) & set(tensors)):
+        path, transpose = expected[hf_name]
+        value = np.asarray(tensors[hf_name])
+        value = value.T if transpose else value
+        target = flat[path]
+        if value.shape != target.shape:
+            shape = tuple(value.T.shape if transpose else value.shape)
+            want = tuple(target.shape[::-1] if transpose else target.shape)
+            mismatched.append(f"{hf_name}: checkpoint {shape}, model {want}")
+            continue
+        target[...] = value.astype(target.dtype)
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected}")
+    if mismatched:
+        problems.append("shape mismatch: " + "; ".join(mismatched))
+    if problems:
+        raise CheckpointError(
+            f"{source}: checkpoint does not fit the model: " + "; ".join(problems)
+        )
+
+
+def export_tensors(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's parameters under HF names and layouts (what `BertModel` loads)."""
+    state = nnx.state(model, nnx.Param)
+    out = {}
+    for path, var in nnx.to_flat_state(state):
+        hf_name, transpose = jax_to_hf_name(".".join(map(str, path)))
+        value = np.asarray(var[...])
+        out[hf_name] = np.array(value.T if transpose else value, order="C")
+    return out

@@ -1,0 +1,242 @@
+"""A Flax NNX BERT encoder whose attribute paths mirror Hugging Face's parameter names.
+
+`encoder.layer.3.attention.self.query.kernel` here is `encoder.layer.3.attention.self.query.weight`
+(transposed) in PyTorch, so conversion in both directions is the short rule table in
+`jaxrec.convert.hf`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxrec.errors import CheckpointError
+
+_ACTIVATIONS = {
+    "gelu": lambda x: jax.nn.gelu(x, approximate=False),
+    "gelu_new": lambda x: jax.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+    "relu": jax.nn.relu,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+    """The architecture fields of a Hugging Face `config.json` for BERT."""
+
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+
+    @classmethod
+    def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> BertConfig:
+        """Reads the fields jaxrec uses; refuses configs that are not plain absolute-position BERT."""
+        model_type = d.get("model_type")
+        if model_type != "bert":
+            raise CheckpointError(f"{source}: model_type is {model_type!r}, expected 'bert'")
+        if d.get("position_embedding_type", "absolute") != "absolute":
+            raise CheckpointError(
+                f"{source}: position_embedding_type {d['position_embedding_type']!r} "
+                "is not supported (only 'absolute')"
+            )
+        if d.get("hidden_act", "gelu") not in _ACTIVATIONS:
+            raise CheckpointError(f"{source}: hidden_act {d['hidden_act']!r} is not supported")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted(
+            f
+            for f in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads")
+            if f not in d
+        )
+        if missing:
+            raise CheckpointError(f"{source}: missing BERT config keys {missing}")
+        config = cls(**{k: v for k, v in d.items() if k in fields})
+        if config.hidden_size % config.num_attention_heads:
+            raise CheckpointError(
+                f"{source}: hidden_size {config.hidden_size} is not divisible by "
+                f"num_attention_heads {config.num_attention_heads}"
+            )
+        return config
+
+    def to_hf_dict(self) -> dict[str, Any]:
+        return {
+            "architectures": ["BertModel"],
+            "model_type": "bert",
+            "position_embedding_type": "absolute",
+            **dataclasses.asdict(self),
+        }
+
+
+class BertEmbeddings(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        h = config.hidden_size
+        embed = dict(dtype=dtype, rngs=rngs, embedding_init=nnx.initializers.normal(0.02))
+        self.word_embeddings = nnx.Embed(config.vocab_size, h, **embed)
+        self.position_embeddings = nnx.Embed(config.max_position_embeddings, h, **embed)
+        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, h, **embed)
+        self.LayerNorm = nnx.LayerNorm(h, epsilon=config.layer_norm_eps, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+
+    def __call__(self, input_ids, token_type_ids, *, deterministic: bool, rngs) -> jax.Array:
+        positions = jnp.arange(input_ids.shape[-1])
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(positions)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        return self.dropout(self.LayerNorm(x), deterministic=deterministic, rngs=rngs)
+
+
+class BertSelfAttention(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        h = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.query = _linear(h, h, dtype, rngs)
+        self.key = _linear(h, h, dtype, rngs)
+        self.value = _linear(h, h, dtype, rngs)
+        self.dropout = nnx.Dropout(config.attention_probs_dropout_prob)
+
+    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
+        b, t, h = x.shape
+        split = (b, t, self.num_heads, h // self.num_heads)
+        q = self.query(x).reshape(split)
+        k = self.key(x).reshape(split)
+        v = self.value(x).reshape(split)
+        logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / math.sqrt(split[-1])
+        # Softmax in float32 whatever the compute dtype: padded keys get -inf-like bias.
+        probs = jax.nn.softmax(logits.astype(jnp.float32) + mask_bias, axis=-1).astype(x.dtype)
+        probs = self.dropout(probs, deterministic=deterministic, rngs=rngs)
+        return jnp.einsum("bnqk,bknd->bqnd", probs, v).reshape(b, t, h)
+
+
+class BertSelfOutput(nnx.Module):
+    """Projection, dropout, residual and LayerNorm; HF calls both sub-blocks' versions this."""
+
+    def __init__(self, d_in: int, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        h = config.hidden_size
+        self.dense = _linear(d_in, h, dtype, rngs)
+        self.LayerNorm = nnx.LayerNorm(h, epsilon=config.layer_norm_eps, dtype=dtype, rngs=rngs)
+        self.dropout = nnx.Dropout(config.hidden_dropout_prob)
+
+    def __call__(self, x, residual, *, deterministic: bool, rngs) -> jax.Array:
+        x = self.dropout(self.dense(x), deterministic=deterministic, rngs=rngs)
+        return self.LayerNorm(x + residual)
+
+
+class BertAttention(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.self = BertSelfAttention(config, dtype=dtype, rngs=rngs)
+        self.output = BertSelfOutput(config.hidden_size, config, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
+        y = self.self(x, mask_bias, deterministic=deterministic, rngs=rngs)
+        return self.output(y, x, deterministic=deterministic, rngs=rngs)
+
+
+class BertIntermediate(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.dense = _linear(config.hidden_size, config.intermediate_size, dtype, rngs)
+        self.act = _ACTIVATIONS[config.hidden_act]
+
+    def __call__(self, x) -> jax.Array:
+        return self.act(self.dense(x))
+
+
+class BertLayer(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.attention = BertAttention(config, dtype=dtype, rngs=rngs)
+        self.intermediate = BertIntermediate(config, dtype=dtype, rngs=rngs)
+        self.output = BertSelfOutput(config.intermediate_size, config, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
+        x = self.attention(x, mask_bias, deterministic=deterministic, rngs=rngs)
+        return self.output(self.intermediate(x), x, deterministic=deterministic, rngs=rngs)
+
+
+class BertEncoder(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.layer = nnx.List(
+            [BertLayer(config, dtype=dtype, rngs=rngs) for _ in range(config.num_hidden_layers)]
+        )
+
+
+class BertPooler(nnx.Module):
+    def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
+        self.dense = _linear(config.hidden_size, config.hidden_size, dtype, rngs)
+
+    def __call__(self, hidden: jax.Array) -> jax.Array:
+        return jnp.tanh(self.dense(hidden[:, 0]))
+
+
+class BertModel(nnx.Module):
+    """BERT: embeddings, `num_hidden_layers` transformer layers, and the CLS pooler.
+
+    `dtype` is the compute dtype; parameters stay float32. Dropout is active when
+    `deterministic=False`, drawing from the `dropout` stream of the `rngs` passed to the call.
+    """
+
+    def __init__(self, config: BertConfig, *, dtype: Any = jnp.float32, rngs: nnx.Rngs) -> None:
+        self.config = config
+        self.embeddings = BertEmbeddings(config, dtype=dtype, rngs=rngs)
+        self.encoder = BertEncoder(config, dtype=dtype, rngs=rngs)
+        self.pooler = BertPooler(config, dtype=dtype, rngs=rngs)
+
+    def __call__(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Returns (last_hidden_state [B, T, H], pooler_output [B, H])."""
+        hidden = self.hidden_states(
+            input_ids, attention_mask, token_type_ids, deterministic=deterministic, rngs=rngs
+        )
+        return hidden, self.pooler(hidden)
+
+    def hidden_states(
+        self,
+        input_ids: jax.Array,
+        attention_mask: jax.Array | None = None,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """The last layer's hidden states, without the pooler (what recommenders pool)."""
+        if attention_mask is None:
+            attention_mask = jnp.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = jnp.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic, rngs=rngs)
+        bias = attention_bias(attention_mask)
+        for layer in self.encoder.layer:
+            x = layer(x, bias, deterministic=deterministic, rngs=rngs)
+        return x
+
+
+def attention_bias(attention_mask: jax.Array) -> jax.Array:
+    """[B, T] 1/0 mask -> [B, 1, 1, T] additive float32 bias (0 or a large negative)."""
+    big_negative = jnp.finfo(jnp.float32).min
+    return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, big_negative).astype(jnp.float32)
+
+
+def _linear(d_in: int, d_out: int, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:
+    return nnx.Linear(
+        d_in, d_out, dtype=dtype, kernel_init=nnx.initializers.normal(0.02), rngs=rngs
+    )

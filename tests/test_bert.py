@@ -1,0 +1,92 @@
+"""The Flax BERT against PyTorch transformers.BertModel on the same pretrained weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import transformers
+from flax import nnx
+
+from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.models.bert import BertConfig, BertModel
+
+
+@pytest.fixture(scope="module")
+def torch_bert(minilm_dir):
+    model = transformers.BertModel.from_pretrained(str(minilm_dir), local_files_only=True)
+    return model.eval()
+
+
+def _batch(minilm_dir, config):
+    tok = TextTokenizer(minilm_dir, config.vocab_size)
+    # Two lengths with padding, and a sentence pair so token_type_ids are non-zero.
+    return (
+        tok(
+            ["Stocks rally as the Fed holds rates steady", "Rain tonight", "Local team wins"],
+            max_length=16,
+            pairs=["Investors cheer the decision", "Umbrellas out", "Fans celebrate downtown"],
+        )
+        | {}
+    )
+
+
+def test_parity_with_transformers(minilm, minilm_dir, torch_bert):
+    model, config = minilm
+    batch = _batch(minilm_dir, config)
+    batch["attention_mask"][1, 9:] = 0  # an extra padded tail on one row
+    assert batch["token_type_ids"].any() and not batch["attention_mask"].all()
+    hidden, pooled = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    with torch.no_grad():
+        ref = torch_bert(**{k: torch.from_numpy(v).long() for k, v in batch.items()})
+    mask = batch["attention_mask"].astype(bool)
+    diff_hidden = np.abs(np.asarray(hidden) - ref.last_hidden_state.numpy())[mask].max()
+    diff_pooled = np.abs(np.asarray(pooled) - ref.pooler_output.numpy()).max()
+    assert diff_hidden <= 1e-4, diff_hidden
+    assert diff_pooled <= 1e-4, diff_pooled
+
+
+def test_padding_does_not_change_real_tokens(minilm, minilm_dir):
+    model, config = minilm
+    tok = TextTokenizer(minilm_dir, config.vocab_size)
+    short = tok(["Markets slide on rate fears"], max_length=10)
+    long = tok(["Markets slide on rate fears"], max_length=24)
+    h_short = model.hidden_states(short["input_ids"], short["attention_mask"])
+    h_long = model.hidden_states(long["input_ids"], long["attention_mask"])
+    n = int(short["attention_mask"].sum())
+    np.testing.assert_allclose(h_short[0, :n], h_long[0, :n], atol=1e-5)
+
+
+def test_dropout_is_random_in_training_and_off_at_inference():
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+    )
+    model = BertModel(config, rngs=nnx.Rngs(0))
+    ids = jnp.arange(8)[None] % 50
+    a = model.hidden_states(ids, deterministic=False, rngs=nnx.Rngs(dropout=1))
+    b = model.hidden_states(ids, deterministic=False, rngs=nnx.Rngs(dropout=2))
+    c, d = model.hidden_states(ids), model.hidden_states(ids)
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(c, d)
+
+
+def test_bfloat16_compute_stays_close(minilm_dir):
+    from jaxrec import pretrained
+
+    model, config, _ = pretrained.load_bert(str(minilm_dir), dtype=jnp.bfloat16)
+    ref, _, _ = pretrained.load_bert(str(minilm_dir))
+    batch = TextTokenizer(minilm_dir, config.vocab_size)(["A quiet day on Wall Street"], 12)
+    h16 = model.hidden_states(batch["input_ids"], batch["attention_mask"])
+    h32 = ref.hidden_states(batch["input_ids"], batch["attention_mask"])
+    assert h16.dtype == jnp.bfloat16
+    params = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert all(p.dtype == jnp.float32 for p in params)
+    # Cosine similarity per token: bf16 keeps the representation, not every digit.
+    a, b = np.asarray(h16, np.float32)[0], np.asarray(h32)[0]
+    cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
+    assert cos.min() > 0.99, cos
