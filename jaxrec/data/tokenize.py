@@ -46,7 +46,7 @@ class TextTokenizer:
     def __call__(
         self, texts: Sequence[str], max_length: int, pairs: Sequence[str] | None = None
     ) -> dict[str, np.ndarray]:
-        """Returns int32 `input_ids`, `attention_mask`, `token_type_ids`, each [len(texts), max_length].
+        """int32 `input_ids`, `attention_mask`, `token_type_ids`, each [len(texts), max_length].
 
         Longer texts are truncated (the pair's second text first shortened when one is given),
         shorter ones padded with [PAD].

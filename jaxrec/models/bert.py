@@ -44,7 +44,7 @@ class BertConfig:
 
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any], source: str = "config.json") -> BertConfig:
-        """Reads the fields jaxrec uses; refuses configs that are not plain absolute-position BERT."""
+        """The fields jaxrec uses; refuses configs that are not absolute-position BERT."""
         model_type = d.get("model_type")
         if model_type != "bert":
             raise CheckpointError(f"{source}: model_type is {model_type!r}, expected 'bert'")
@@ -221,11 +221,36 @@ class BertModel(nnx.Module):
         """The last layer's hidden states, without the pooler (what recommenders pool)."""
         if attention_mask is None:
             attention_mask = jnp.ones_like(input_ids)
+        x = self.embed(input_ids, token_type_ids, deterministic=deterministic, rngs=rngs)
+        return self.run_layers(
+            x, attention_mask, 0, len(self.encoder.layer), deterministic=deterministic, rngs=rngs
+        )
+
+    def embed(
+        self,
+        input_ids: jax.Array,
+        token_type_ids: jax.Array | None = None,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
         if token_type_ids is None:
             token_type_ids = jnp.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids, deterministic=deterministic, rngs=rngs)
+        return self.embeddings(input_ids, token_type_ids, deterministic=deterministic, rngs=rngs)
+
+    def run_layers(
+        self,
+        x: jax.Array,
+        attention_mask: jax.Array,
+        start: int,
+        stop: int,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """Transformer layers [start, stop) on hidden states x [B, T, H]."""
         bias = attention_bias(attention_mask)
-        for layer in self.encoder.layer:
+        for layer in self.encoder.layer[start:stop]:
             x = layer(x, bias, deterministic=deterministic, rngs=rngs)
         return x
 
