@@ -1,0 +1,83 @@
+"""PLM-NR news recommendation: MiniLM news encoder, attention user encoder, MIND data.
+
+Run:
+  python -m jaxrec.main --config=configs/news.py --workdir=workdirs/news
+Variants: `configs/news.py:tiny` (a few steps, for tests), `configs/news.py:mind` (settings
+for MINDsmall/MINDlarge; set --config.data.dir=/path/to/MIND). Any field can be overridden,
+e.g. --config.train.batch_size=32.
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+SAMPLE = str(Path(__file__).resolve().parent.parent / "jaxrec" / "data" / "samples" / "mind")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.task = "news"
+    c.seed = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.init_from = "minilm"  # an HF BERT folder, or the packaged MiniLM-L6-H384
+    c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model.pooling = "attention"  # news vector: attention | cls
+    c.model.user_encoder = "attention"  # attention (PLM-NR) | mhsa (NRMS-style)
+    c.model.attention_hidden = 200
+    c.model.user_heads = 8
+    c.model.trainable_layers = 2  # -1: whole encoder, k: top k layers, 0: frozen encoder
+    # Compute the frozen layers below the top k once per news item, not in every step.
+    c.model.cache_frozen_layers = True
+
+    c.data = ml_collections.ConfigDict()
+    c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/) in MIND format
+    c.data.news_fields = ("title",)  # any of category, title, abstract
+    c.data.title_len = 32  # tokens per news item (whole text, both segments)
+    c.data.history_len = 50
+    c.data.npratio = 4  # non-clicked candidates per clicked one
+    c.data.news_bucket = 64  # distinct news per batch padded to a multiple of this
+    c.data.skip_bad_rows = False
+    c.data.unknown_news = "empty"  # IDs missing from news.tsv: empty | error
+    c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 32
+    c.train.num_steps = 400
+    c.train.learning_rate = 1e-4
+    c.train.warmup_steps = 40
+    c.train.schedule = "linear"  # linear | cosine | constant
+    c.train.weight_decay = 0.01
+    c.train.b1 = 0.9
+    c.train.b2 = 0.999
+    c.train.eps = 1e-8
+    c.train.grad_clip = 1.0
+    c.train.log_every = 20
+    c.train.eval_every = 100
+    c.train.eval_batch_size = 256
+    c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10
+    c.train.patience = 3  # evaluations without improvement before stopping; 0: never stop
+    c.train.keep_checkpoints = 2
+
+    if arg == "tiny":
+        c.model.trainable_layers = 1
+        c.data.title_len = 16
+        c.data.history_len = 8
+        c.data.news_bucket = 32
+        c.train.batch_size = 8
+        c.train.num_steps = 4
+        c.train.warmup_steps = 1
+        c.train.log_every = 2
+        c.train.eval_every = 2
+        c.train.eval_batch_size = 64
+    elif arg == "mind":
+        c.model.trainable_layers = -1
+        c.data.title_len = 32
+        c.train.batch_size = 32
+        c.train.num_steps = 20_000
+        c.train.learning_rate = 2e-5
+        c.train.warmup_steps = 1_000
+        c.train.eval_every = 2_000
+    elif arg:
+        raise ValueError(f"configs/news.py takes '', 'tiny' or 'mind', not {arg!r}")
+    return c

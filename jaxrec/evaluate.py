@@ -1,0 +1,144 @@
+"""Dev evaluation and prediction for the news model: each news item and user encoded once.
+
+All news vectors are computed first (fixed-size padded batches over the news table), then
+one user vector per distinct history, then every impression is scored with dot products.
+Nothing is re-encoded per impression.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxrec import metrics
+from jaxrec.data.news_table import NewsTable
+from jaxrec.data.pipeline import ClickLog, padded_batches
+
+
+class NewsInference:
+    """Jitted inference functions of a NewsRecommender graph, compiled once per shape."""
+
+    def __init__(self, graphdef: nnx.GraphDef) -> None:
+        def news(states, tokens):
+            return nnx.merge(graphdef, *states).encode_news(tokens)
+
+        def users(states, news_vecs, history, history_mask):
+            return nnx.merge(graphdef, *states).encode_users(news_vecs, history, history_mask)
+
+        def lower(states, tokens, stop):
+            return nnx.merge(graphdef, *states).lower_hidden(tokens, stop)
+
+        def news_from(states, cache, rows, mask, start):
+            model = nnx.merge(graphdef, *states)
+            return model.encode_news_from(jnp.take(cache, rows, axis=0), mask, start)
+
+        self.news: Callable = jax.jit(news)
+        self.users: Callable = jax.jit(users)
+        self.lower: Callable = jax.jit(lower, static_argnums=2)
+        self.news_from: Callable = jax.jit(news_from, static_argnums=4)
+
+
+@dataclasses.dataclass(frozen=True)
+class LowerCache:
+    """Every table row's hidden states after the frozen bottom `layers`, computed once.
+
+    When fine-tuning only the top k layers, the layers below never change: their output per
+    news item is computed once per run, and each step or evaluation runs only the top k.
+    """
+
+    layers: int
+    hidden: jax.Array  # [len(table), L, H] in the compute dtype
+
+
+def lower_cache(
+    fns: NewsInference, states, table: NewsTable, layers: int, batch_size: int
+) -> LowerCache:
+    parts = []
+    for batch in padded_batches(table.tokens, batch_size):
+        tokens = {k: batch[k] for k in table.tokens}
+        parts.append(fns.lower(states, tokens, layers)[: int(batch["valid"].sum())])
+    return LowerCache(layers, jnp.concatenate(parts))
+
+
+def news_vectors(
+    fns: NewsInference,
+    states,
+    table: NewsTable,
+    batch_size: int,
+    cache: LowerCache | None = None,
+) -> np.ndarray:
+    """[len(table), D] float32 vectors, row i for table row i."""
+    out = []
+    if cache is None:
+        for batch in padded_batches(table.tokens, batch_size):
+            tokens = {k: batch[k] for k in table.tokens}
+            out.append(np.asarray(fns.news(states, tokens))[batch["valid"]])
+    else:
+        rows = {
+            "rows": np.arange(len(table), dtype=np.int32),
+            "attention_mask": table.tokens["attention_mask"],
+        }
+        for batch in padded_batches(rows, batch_size):
+            vecs = fns.news_from(
+                states, cache.hidden, batch["rows"], batch["attention_mask"], cache.layers
+            )
+            out.append(np.asarray(vecs)[batch["valid"]])
+    return np.concatenate(out).astype(np.float32)
+
+
+def user_vectors(
+    fns: NewsInference, states, news_vecs: np.ndarray, log: ClickLog, batch_size: int
+) -> np.ndarray:
+    """[len(log), D]: one encoding per distinct (clipped) history, shared by its impressions."""
+    keys = np.concatenate([log.history, log.history_mask], axis=1)
+    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+    h = log.history.shape[1]
+    arrays = {"history": unique[:, :h], "history_mask": unique[:, h:]}
+    vecs = jax.device_put(news_vecs)
+    out = []
+    for batch in padded_batches(arrays, batch_size):
+        users = fns.users(states, vecs, batch["history"], batch["history_mask"])
+        out.append(np.asarray(users)[batch["valid"]])
+    return np.concatenate(out)[inverse.reshape(-1)]
+
+
+def impression_scores(users: np.ndarray, news_vecs: np.ndarray, log: ClickLog) -> list[np.ndarray]:
+    """Each impression's candidate scores, in the listed order."""
+    return [news_vecs[c] @ u for u, c in zip(users, log.candidates, strict=True)]
+
+
+def pad_ragged(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged 1-D rows -> ([n, max_len] zero-padded, mask)."""
+    width = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(rows), width), np.float64)
+    mask = np.zeros((len(rows), width), bool)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+        mask[i, : len(r)] = True
+    return out, mask
+
+
+def ranking_metrics(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
+    """MIND's per-impression AUC, MRR, nDCG@5 and nDCG@10, averaged over impressions."""
+    s, mask = pad_ragged(scores)
+    y, _ = pad_ragged(labels)
+    return metrics.mind_metrics(y.astype(np.int32), s, mask)
+
+
+def score_split(
+    fns: NewsInference,
+    states,
+    table: NewsTable,
+    log: ClickLog,
+    batch_size: int,
+    cache: LowerCache | None = None,
+) -> list[np.ndarray]:
+    """Scores of every impression of a split (news and users each encoded once)."""
+    news_vecs = news_vectors(fns, states, table, batch_size, cache)
+    users = user_vectors(fns, states, news_vecs, log, batch_size)
+    return impression_scores(users, news_vecs, log)

@@ -1,0 +1,84 @@
+"""Command line: python -m jaxrec.main --config=configs/news.py --workdir=DIR [--config.a.b=v].
+
+The only module that parses flags; everything else takes (config, workdir).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config",
+    None,
+    "Python config file, e.g. configs/news.py or configs/news.py:tiny.",
+    lock_config=True,
+)
+flags.DEFINE_string("workdir", None, "Where checkpoints, logs and metrics.json are written.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save chatter
+    # Keep TensorFlow on the CPU and out of the accelerators' memory: it only feeds data.
+    import tensorflow as tf
+
+    tf.config.set_visible_devices([], "GPU")
+    from jaxrec import train
+    from jaxrec.errors import CheckpointError, ConfigError, DataError
+
+    try:
+        results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except (DataError, CheckpointError, ConfigError) as e:
+        # Bad input is the user's to fix: one line naming the culprit, no traceback.
+        sys.exit(f"error: {e}")
+    print(report(results, FLAGS.workdir))
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with a misspelt or locked config key reported in one line, not a traceback."""
+    try:
+        return FLAGS(argv)
+    except (AttributeError, KeyError) as e:
+        overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
+        detail = str(e.args[0] if e.args else e)
+        detail = detail.replace("\\n", " ").replace("\\'", "'").replace("\n", " ").strip("'")
+        sys.exit(f"config error: unknown key in {overrides}: {detail}")
+
+
+def report(results: dict, workdir: str) -> str:
+    """The human-readable summary printed at the end of a run."""
+    names = ("auc", "mrr", "ndcg@5", "ndcg@10")
+    rows = [f"{'':22s}" + "".join(f"{n:>10s}" for n in names)]
+    for label, key in (
+        ("jaxrec (best dev)", "dev"),
+        ("popularity baseline", "popularity_baseline"),
+    ):
+        rows.append(f"{label:22s}" + "".join(f"{results[key][n]:10.4f}" for n in names))
+    return "\n".join(
+        [
+            "",
+            f"dev impressions: {results['dev']['num_impressions']}, "
+            f"best step {results['best_step']}"
+            f" of {results['last_step']}, {results['seconds']:.0f} s",
+            *rows,
+            f"skipped or defaulted while reading: {json.dumps(results['read_report'])}",
+            f"outputs: {workdir}/metrics.json, {workdir}/checkpoints, {workdir}/tensorboard",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)

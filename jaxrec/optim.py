@@ -1,0 +1,91 @@
+"""AdamW with decoupled weight decay, warm-up + decay schedule, clipping, and fine-tuning scope."""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import ml_collections
+import optax
+from flax import nnx
+
+# No weight decay on biases and LayerNorm parameters (BERT's fine-tuning practice).
+_NO_DECAY = re.compile(r"(^|\.)(bias|LayerNorm\.scale|LayerNorm\.bias)$")
+
+
+def schedule(train: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
+    """Linear warm-up to `learning_rate`, then linear or cosine decay to 0 at `num_steps`."""
+    warmup = min(int(train.warmup_steps), num_steps)
+    peak = float(train.learning_rate)
+    decay_steps = max(num_steps - warmup, 1)
+    if train.schedule == "linear":
+        decay = optax.linear_schedule(peak, 0.0, decay_steps)
+    elif train.schedule == "cosine":
+        decay = optax.cosine_decay_schedule(peak, decay_steps)
+    elif train.schedule == "constant":
+        decay = optax.constant_schedule(peak)
+    else:
+        raise ValueError(f"train.schedule must be linear, cosine or constant: {train.schedule!r}")
+    warm = optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
+    return optax.join_schedules([warm, decay], [warmup])
+
+
+def decay_mask(params: nnx.State) -> nnx.State:
+    """True where weight decay applies: every parameter but biases and LayerNorms."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: not _NO_DECAY.search(_dotted(path)), params
+    )
+
+
+def optimizer(
+    train: ml_collections.ConfigDict, lr: optax.Schedule, params: nnx.State
+) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(float(train.grad_clip)),
+        optax.adamw(
+            lr,
+            b1=float(train.b1),
+            b2=float(train.b2),
+            eps=float(train.eps),
+            weight_decay=float(train.weight_decay),
+            mask=decay_mask(params),
+        ),
+    )
+
+
+def trainable_filter(num_layers: int, trainable_layers: int):
+    """An nnx filter for the parameters that fine-tuning updates.
+
+    trainable_layers = -1: the whole encoder; k > 0: the top k transformer layers only;
+    0: a frozen encoder. The recommendation parts outside `bert` always train; BERT's
+    pooler is never trained because the news model pools hidden states itself.
+    """
+    if trainable_layers < -1 or trainable_layers > num_layers:
+        raise ValueError(
+            f"model.trainable_layers must be -1 (all) or 0..{num_layers}, got {trainable_layers}"
+        )
+    first = 0 if trainable_layers == -1 else num_layers - trainable_layers
+    pattern = re.compile(r"^bert\.encoder\.layer\.(\d+)\.")
+
+    def is_trainable(path, value) -> bool:
+        if not isinstance(value, nnx.Param):
+            return False
+        name = _dotted(path)
+        if not name.startswith("bert."):
+            return True
+        if name.startswith("bert.pooler."):
+            return False
+        if trainable_layers == -1:
+            return True
+        m = pattern.match(name)
+        return bool(m) and int(m.group(1)) >= first
+
+    return is_trainable
+
+
+def _dotted(path) -> str:
+    """`encoder.layer.0.output.dense.kernel` from a jax key path or an nnx state path."""
+    parts = [str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path]
+    if parts and parts[-1] == "value" and type(path[-1]).__name__ == "GetAttrKey":
+        parts.pop()  # the Variable wrapper's own attribute, not part of the name
+    return ".".join(parts)

@@ -1,0 +1,109 @@
+"""Rank every impression of a MIND split with a trained model, in the leaderboard format.
+
+  python -m jaxrec.predict --workdir=DIR --split=dev --output=prediction.txt [--data_dir=MIND]
+
+One line per impression in behaviors.tsv order: `ImpressionID [r1,r2,...]`, the rank of
+each candidate in its listed order (1 = highest score; equal scores rank in listed order).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A training workdir (config.json, encoder/, checkpoints/).")
+flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
+flags.DEFINE_string("output", None, "Prediction file to write.")
+flags.DEFINE_string("data_dir", None, "MIND folder; default: the config's data.dir.")
+flags.DEFINE_integer("step", None, "Checkpoint step; default: the best by the dev metric.")
+flags.DEFINE_integer("batch_size", 256, "Inference batch size.")
+
+
+def load_trained(workdir: str | Path, step: int | None = None):
+    """(config, tokenizer, inference fns, parameter states, step) of a training workdir."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from jaxrec import checkpointing, evaluate, train
+    from jaxrec.convert import hf
+    from jaxrec.data.tokenize import TextTokenizer
+    from jaxrec.models.bert import BertModel
+
+    workdir = Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(f"{config_path}: not a training workdir (no config.json)")
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    encoder_dir = workdir / train.ENCODER_DIR
+    bert_config = hf.read_config(encoder_dir)
+    tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)
+
+    def build():
+        bert = BertModel(bert_config, dtype=jnp.dtype(config.model.dtype), rngs=nnx.Rngs(0))
+        return train.build_model(config, bert)
+
+    graphdef, abstract, rest = nnx.split(nnx.eval_shape(build), nnx.Param, ...)
+    params, step = checkpointing.restore_params(workdir, abstract, step)
+    return config, tokenizer, evaluate.NewsInference(graphdef), (params, rest), step
+
+
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, highest first; ties keep the listed order."""
+    order = np.argsort(-scores, kind="stable")
+    out = np.empty(len(scores), np.int64)
+    out[order] = np.arange(1, len(scores) + 1)
+    return out
+
+
+def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=256) -> int:
+    """Writes the prediction file; returns the number of impressions written."""
+    from jaxrec import evaluate
+    from jaxrec.data import mind
+    from jaxrec.data.news_data import load_split
+
+    config, tokenizer, fns, states, step = load_trained(workdir, step)
+    report = mind.ReadReport()
+    data = load_split(
+        config.data,
+        split,
+        tokenizer,
+        cache_dir=Path(workdir) / "cache",
+        report=report,
+        data_dir=data_dir,
+    )
+    if report.as_dict():
+        logging.warning("skipped or defaulted while reading: %s", report.as_dict())
+    scores = evaluate.score_split(fns, states, data.table, data.log, batch_size)
+    tmp = Path(f"{output}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for imp, s in zip(data.split.impressions, scores, strict=True):
+            f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
+    os.replace(tmp, output)
+    logging.info("wrote %d impressions from checkpoint step %d to %s", len(scores), step, output)
+    return len(scores)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    n = predict(
+        FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
+    )
+    print(f"{n} impressions ranked -> {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir", "output"])
+    app.run(main)

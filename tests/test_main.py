@@ -1,0 +1,48 @@
+"""The command line: config overrides, and a misspelt key named in the error."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def _run(*args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.run(
+        [sys.executable, "-m", "jaxrec.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_unknown_override_key_is_named(tmp_path):
+    proc = _run(
+        "--config=configs/news.py:tiny", f"--workdir={tmp_path}", "--config.train.batchsize=3"
+    )
+    assert proc.returncode != 0
+    assert "--config.train.batchsize" in proc.stderr and "batch_size" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "config.json").exists()  # nothing ran
+
+
+def test_wrong_type_override_is_named(tmp_path):
+    proc = _run(
+        "--config=configs/news.py:tiny", f"--workdir={tmp_path}", "--config.train.batch_size=many"
+    )
+    assert proc.returncode != 0 and "train.batch_size" in proc.stderr
+
+
+def test_overrides_reach_the_written_config_and_a_missing_folder_is_named(tmp_path):
+    proc = _run(
+        "--config=configs/news.py:tiny",
+        f"--workdir={tmp_path}",
+        "--config.train.batch_size=16",
+        "--config.model.pooling=cls",
+        f"--config.data.dir={tmp_path / 'nowhere'}",
+    )
+    assert proc.returncode != 0
+    assert f"{tmp_path / 'nowhere' / 'train'}" in proc.stderr
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["train"]["batch_size"] == 16 and written["model"]["pooling"] == "cls"

@@ -1,0 +1,254 @@
+"""The news path: integer pipeline, deduplicated encoding, one train step, train + predict."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from configs import news as news_config
+from jaxrec import evaluate, optim, pretrained, train
+from jaxrec.data import mind
+from jaxrec.data.news_data import load_split
+from jaxrec.data.news_table import build_news_table
+from jaxrec.data.pipeline import padded_batches, train_batches, train_samples
+from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.models.news import NewsRecommender
+
+
+def _config(data_dir, bert_dir, **train_overrides):
+    c = news_config.get_config("tiny")
+    c.data.dir = str(data_dir)
+    c.model.init_from = str(bert_dir)
+    c.train.update(train_overrides)
+    return c
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_mind_dir, tiny_bert_dir, tmp_path_factory):
+    config = _config(tiny_mind_dir, tiny_bert_dir)
+    bert, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
+    tok = TextTokenizer(folder, bert_config.vocab_size)
+    cache = tmp_path_factory.mktemp("cache")
+    report = mind.ReadReport()
+    data = load_split(config.data, "train", tok, cache_dir=cache, report=report)
+    return config, bert, tok, data
+
+
+def test_news_table_row_zero_is_empty_news_and_cache_round_trips(tiny, tmp_path):
+    config, _, tok, data = tiny
+    assert data.table.tokens["attention_mask"][0].sum() == 2  # [CLS] [SEP]
+    again = build_news_table(data.split.news, tok, max_length=16, cache_dir=tmp_path)
+    cached = build_news_table(data.split.news, tok, max_length=16, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("news-*.npz"))) == 1
+    for k in again.tokens:
+        np.testing.assert_array_equal(again.tokens[k], cached.tokens[k])
+    build_news_table(data.split.news, tok, max_length=12, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("news-*.npz"))) == 2  # another length, another key
+
+
+def test_train_samples_hold_one_click_and_k_non_clicks(tiny):
+    config, _, _, data = tiny
+    samples = train_samples(data.log, npratio=4, seed=3)
+    assert samples["candidates"].shape[1] == 5
+    clicked = {
+        (tuple(h), int(c))
+        for h, cs, ys in zip(data.log.history, data.log.candidates, data.log.labels, strict=True)
+        for c in cs[ys == 1]
+    }
+    for h, row in zip(samples["history"], samples["candidates"], strict=True):
+        assert (tuple(h), int(row[0])) in clicked
+    n_pos = sum(int(y.sum()) for y in data.log.labels)
+    assert len(samples["candidates"]) == n_pos
+    again = train_samples(data.log, npratio=4, seed=3)
+    np.testing.assert_array_equal(samples["candidates"], again["candidates"])
+    other = train_samples(data.log, npratio=4, seed=4)
+    assert not np.array_equal(samples["candidates"], other["candidates"])
+
+
+def test_dedup_batch_restores_every_slot(tiny):
+    config, _, _, data = tiny
+    batch = next(
+        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    )
+    u = batch["news"]["input_ids"].shape[0]
+    assert u % 32 == 0
+    samples = train_samples(data.log, npratio=4, seed=0)
+    ids = data.table.tokens["input_ids"]
+    np.testing.assert_array_equal(
+        batch["news"]["input_ids"][batch["candidates"]], ids[samples["candidates"][:8]]
+    )
+    np.testing.assert_array_equal(
+        batch["news"]["input_ids"][batch["history"]], ids[samples["history"][:8]]
+    )
+    real = np.unique(
+        np.concatenate([samples["candidates"][:8].ravel(), samples["history"][:8].ravel()])
+    )
+    assert len(np.unique(batch["news"]["input_ids"], axis=0)) == len(real)
+
+
+def test_dedup_scores_equal_per_slot_encoding(tiny):
+    config, bert, _, data = tiny
+    model = NewsRecommender(bert, rngs=nnx.Rngs(0))
+    batch = next(
+        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    )
+    scores = model(batch)
+    # Reference: encode every history and candidate slot on its own, no sharing.
+    samples = train_samples(data.log, npratio=4, seed=0)
+    tok = {k: v for k, v in data.table.tokens.items()}
+
+    def encode(rows):
+        flat = rows.reshape(-1)
+        vecs = model.encode_news({k: v[flat] for k, v in tok.items()})
+        return vecs.reshape(*rows.shape, -1)
+
+    hist = encode(samples["history"][:8])
+    cands = encode(samples["candidates"][:8])
+    users = model.user_encoder(
+        hist, jnp.asarray(samples["history_mask"][:8]), deterministic=True, rngs=None
+    )
+    ref = jnp.einsum("bd,bcd->bc", users, cands)
+    np.testing.assert_allclose(scores, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_padded_batches_cover_every_row_once_across_processes():
+    arrays = {"x": np.arange(23)}
+    seen = []
+    for p in range(3):
+        batches = list(padded_batches(arrays, 4, process_index=p, process_count=3))
+        assert len(batches) == 2  # every process the same number of batches
+        for b in batches:
+            seen += b["x"][b["valid"]].tolist()
+    assert sorted(seen) == list(range(23))
+
+
+def test_trainable_scope_top_k_layers():
+    is_trainable = optim.trainable_filter(6, 2)
+    param = nnx.Param(jnp.zeros(1))
+    path = lambda s: tuple(s.split("."))  # noqa: E731
+    assert is_trainable(path("bert.encoder.layer.5.output.dense.kernel"), param)
+    assert is_trainable(path("bert.encoder.layer.4.attention.self.query.bias"), param)
+    assert not is_trainable(path("bert.encoder.layer.3.output.dense.kernel"), param)
+    assert not is_trainable(path("bert.embeddings.word_embeddings.embedding"), param)
+    assert not is_trainable(path("bert.pooler.dense.kernel"), param)
+    assert is_trainable(path("news_pool.proj.kernel"), param)
+    assert not optim.trainable_filter(6, 0)(path("bert.encoder.layer.5.output.dense.kernel"), param)
+    assert optim.trainable_filter(6, -1)(path("bert.embeddings.LayerNorm.scale"), param)
+    with pytest.raises(ValueError, match="trainable_layers"):
+        optim.trainable_filter(6, 7)
+
+
+def test_weight_decay_skips_biases_and_layernorm(tiny):
+    _, bert, _, _ = tiny
+    mask = optim.decay_mask(nnx.state(bert, nnx.Param))
+    flat = {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(mask)}
+    assert flat["encoder.layer.0.attention.self.query.kernel"] is True
+    assert flat["encoder.layer.0.attention.self.query.bias"] is False
+    assert flat["encoder.layer.0.output.LayerNorm.scale"] is False
+    assert flat["embeddings.word_embeddings.embedding"] is True
+
+
+def test_schedule_warms_up_then_decays():
+    c = news_config.get_config()
+    c.train.update(learning_rate=1e-3, warmup_steps=10, schedule="linear")
+    lr = optim.schedule(c.train, 110)
+    assert float(lr(0)) == 0.0
+    assert float(lr(10)) == pytest.approx(1e-3)
+    assert float(lr(60)) == pytest.approx(5e-4)
+    assert float(lr(110)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_one_train_step_updates_only_the_trainable_scope(tiny):
+    config, bert, _, data = tiny
+    model = train.build_model(config, bert)
+    is_trainable = optim.trainable_filter(2, 1)
+    graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
+    config = config.copy_and_resolve_references()
+    config.train.warmup_steps = 0  # warm-up starts at 0: the first update would be zero
+    lr = optim.schedule(config.train, 10)
+    tx = optim.optimizer(config.train, lr, trainable)
+    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    shardings = {
+        "trainable": rep,
+        "frozen": rep,
+        "opt_state": rep,
+        "replicated": rep,
+        "batch": train.batch_shardings(mesh),
+    }
+    step = train.make_train_step(graphdef, tx, shardings)
+    batch = next(
+        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    )
+    before = jax.tree.map(np.asarray, trainable)
+    new, _, m = step(
+        trainable,
+        frozen,
+        tx.init(trainable),
+        jax.device_put(batch, shardings["batch"]),
+        jax.random.key(0),
+        None,
+    )
+    assert np.isfinite(m["loss"]) and m["grad_norm"] > 0
+    changed = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), before, new)
+    flat = {".".join(map(str, p)): v.get_value() for p, v in nnx.to_flat_state(changed)}
+    assert flat["bert.encoder.layer.1.output.dense.kernel"]
+    assert flat["user_encoder.pool.proj.kernel"]
+    assert not any(k.startswith("bert.encoder.layer.0") for k in flat)  # layer 0 is frozen
+
+
+def test_train_then_predict_round_trip(tiny_mind_dir, tiny_bert_dir, tmp_path):
+    from jaxrec import predict
+
+    config = _config(tiny_mind_dir, tiny_bert_dir, num_steps=4, eval_every=2)
+    results = train.train_and_evaluate(config, tmp_path / "wd")
+    assert (tmp_path / "wd" / "metrics.json").exists()
+    assert results["dev"]["num_impressions"] == 48
+    assert results["best_step"] in (2, 4)
+
+    out = tmp_path / "pred.txt"
+    n = predict.predict(tmp_path / "wd", "dev", out)
+    lines = out.read_text().splitlines()
+    assert n == len(lines) == 48
+    config_loaded, tok, fns, states, step = predict.load_trained(tmp_path / "wd")
+    assert step == results["best_step"]
+    dev = load_split(
+        config_loaded.data, "dev", tok, cache_dir=tmp_path / "c", report=mind.ReadReport()
+    )
+    scores = evaluate.score_split(fns, states, dev.table, dev.log, 64)
+    assert evaluate.ranking_metrics(scores, dev.log.labels)["auc"] == pytest.approx(
+        results["dev"]["auc"], abs=1e-6
+    )
+    for line, imp, s in zip(lines, dev.split.impressions, scores, strict=True):
+        imp_id, ranks = line.split(" ")
+        assert imp_id == imp.impression_id
+        ranks = [int(r) for r in ranks.strip("[]").split(",")]
+        assert sorted(ranks) == list(range(1, len(s) + 1))
+        # The best score has rank 1, and ranks follow the scores.
+        assert [r for _, r in sorted(zip(-s, ranks, strict=True))] == sorted(ranks)
+
+
+def test_frozen_layer_cache_gives_the_same_vectors_and_step(tiny):
+    config, bert, _, data = tiny
+    model = train.build_model(config, bert)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    fns = evaluate.NewsInference(graphdef)
+    states = (params, rest)
+    cache = evaluate.lower_cache(fns, states, data.table, 1, 64)
+    assert cache.hidden.shape[:2] == data.table.tokens["input_ids"].shape
+    direct = evaluate.news_vectors(fns, states, data.table, 64)
+    cached = evaluate.news_vectors(fns, states, data.table, 64, cache)
+    np.testing.assert_allclose(cached, direct, atol=1e-5)
+
+    # The train step from the cache: same loss as running the frozen layer, in inference mode.
+    batch = next(
+        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    )
+    model = nnx.merge(graphdef, params, rest)
+    full = model.score_batch(model.encode_news(batch["news"]), batch)
+    vecs = model.encode_news_from(
+        jnp.take(cache.hidden, batch["news"]["rows"], axis=0), batch["news"]["attention_mask"], 1
+    )
+    np.testing.assert_allclose(model.score_batch(vecs, batch), full, atol=1e-4)
+    assert train.frozen_bottom_layers(config.model, 2) == 2 - config.model.trainable_layers
