@@ -26,26 +26,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.user_encoder = "attention"  # attention (PLM-NR) | mhsa (NRMS-style)
     c.model.attention_hidden = 200
     c.model.user_heads = 8
-    c.model.trainable_layers = 2  # -1: whole encoder, k: top k layers, 0: frozen encoder
+    c.model.trainable_layers = 1  # -1: whole encoder, k: top k layers, 0: frozen encoder
     # Compute the frozen layers below the top k once per news item, not in every step.
     c.model.cache_frozen_layers = True
 
     c.data = ml_collections.ConfigDict()
     c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/) in MIND format
     c.data.news_fields = ("title",)  # any of category, title, abstract
-    c.data.title_len = 32  # tokens per news item (whole text, both segments)
+    c.data.title_len = 24  # tokens per news item (whole text); the sample's titles fit in 25
     c.data.history_len = 50
     c.data.npratio = 4  # non-clicked candidates per clicked one
-    c.data.news_bucket = 64  # distinct news per batch padded to a multiple of this
+    c.data.news_bucket = 128  # distinct news per batch padded to a multiple of this
     c.data.skip_bad_rows = False
     c.data.unknown_news = "empty"  # IDs missing from news.tsv: empty | error
     c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
 
     c.train = ml_collections.ConfigDict()
     c.train.batch_size = 32
-    c.train.num_steps = 400
+    c.train.num_steps = 200
     c.train.learning_rate = 1e-4
-    c.train.warmup_steps = 40
+    c.train.warmup_steps = 20
     c.train.schedule = "linear"  # linear | cosine | constant
     c.train.weight_decay = 0.01
     c.train.b1 = 0.9
@@ -73,6 +73,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     elif arg == "mind":
         c.model.trainable_layers = -1
         c.data.title_len = 32
+        c.data.news_bucket = 256
         c.train.batch_size = 32
         c.train.num_steps = 20_000
         c.train.learning_rate = 2e-5

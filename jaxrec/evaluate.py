@@ -62,7 +62,7 @@ def lower_cache(
     for batch in padded_batches(table.tokens, batch_size):
         tokens = {k: batch[k] for k in table.tokens}
         parts.append(fns.lower(states, tokens, layers)[: int(batch["valid"].sum())])
-    return LowerCache(layers, jnp.concatenate(parts))
+    return LowerCache(layers, jax.block_until_ready(jnp.concatenate(parts)))
 
 
 def news_vectors(

@@ -30,8 +30,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)  # Orbax's per-save chatter
+    # jaxrec's own progress at INFO; libraries (Orbax's per-save lines, XLA) at WARNING.
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("jaxrec").setLevel(logging.INFO)
     # Keep TensorFlow on the CPU and out of the accelerators' memory: it only feeds data.
     import tensorflow as tf
 

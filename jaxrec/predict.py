@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
+log = logging.getLogger(__name__)
 flags.DEFINE_string("workdir", None, "A training workdir (config.json, encoder/, checkpoints/).")
 flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
 flags.DEFINE_string("output", None, "Prediction file to write.")
@@ -82,22 +83,22 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
         data_dir=data_dir,
     )
     if report.as_dict():
-        logging.warning("skipped or defaulted while reading: %s", report.as_dict())
+        log.warning("skipped or defaulted while reading: %s", report.as_dict())
     scores = evaluate.score_split(fns, states, data.table, data.log, batch_size)
     tmp = Path(f"{output}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for imp, s in zip(data.split.impressions, scores, strict=True):
             f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
     os.replace(tmp, output)
-    logging.info("wrote %d impressions from checkpoint step %d to %s", len(scores), step, output)
+    log.info("wrote %d impressions from checkpoint step %d to %s", len(scores), step, output)
     return len(scores)
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("jaxrec").setLevel(logging.INFO)
     n = predict(
         FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
     )

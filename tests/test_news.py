@@ -1,5 +1,10 @@
 """The news path: integer pipeline, deduplicated encoding, one train step, train + predict."""
 
+import json
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -252,3 +257,85 @@ def test_frozen_layer_cache_gives_the_same_vectors_and_step(tiny):
     )
     np.testing.assert_allclose(model.score_batch(vecs, batch), full, atol=1e-4)
     assert train.frozen_bottom_layers(config.model, 2) == 2 - config.model.trainable_layers
+
+
+@pytest.mark.parametrize("pooling,user_encoder", [("cls", "mhsa"), ("attention", "attention")])
+def test_padded_history_slots_do_not_change_the_user(tiny, pooling, user_encoder):
+    _, bert, _, _ = tiny
+    model = NewsRecommender(bert, pooling=pooling, user_encoder=user_encoder, rngs=nnx.Rngs(1))
+    vecs = jax.random.normal(jax.random.key(0), (10, bert.config.hidden_size))
+    history = jnp.array([[1, 2, 3, 0, 0], [1, 2, 3, 7, 9]])
+    mask = jnp.array([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]])
+    users = model.encode_users(vecs, history, mask)
+    np.testing.assert_allclose(users[0], users[1], atol=1e-5)
+    empty = model.encode_users(vecs, history, jnp.zeros_like(mask))
+    assert np.isfinite(empty).all()
+    tokens = {
+        "input_ids": jnp.array([[101, 2000, 102, 0]]),
+        "attention_mask": jnp.array([[1, 1, 1, 0]]),
+        "token_type_ids": jnp.zeros((1, 4), jnp.int32),
+    }
+    assert model.encode_news(tokens).shape == (1, bert.config.hidden_size)
+
+
+def test_early_stopping_keeps_the_best(tiny_mind_dir, tiny_bert_dir, tmp_path):
+    # A zero learning rate never improves the dev metric: patience 1 stops at the 2nd eval.
+    config = _config(
+        tiny_mind_dir, tiny_bert_dir, num_steps=10, eval_every=2, patience=1, learning_rate=0.0
+    )
+    results = train.train_and_evaluate(config, tmp_path)
+    assert results["last_step"] == 4 and results["best_step"] == 2
+    assert (tmp_path / "checkpoints" / "best_step").read_text().strip() == "2"
+
+
+def test_predict_on_an_unlabelled_split(tiny_mind_dir, tiny_bert_dir, tmp_path):
+    from jaxrec import predict
+
+    data = tmp_path / "mind"
+    (data / "test").mkdir(parents=True)
+    (data / "test" / "news.tsv").write_text((tiny_mind_dir / "dev" / "news.tsv").read_text())
+    rows = (tiny_mind_dir / "dev" / "behaviors.tsv").read_text().splitlines()
+    with open(data / "test" / "behaviors.tsv", "w") as f:
+        for row in rows:
+            cols = row.split("\t")
+            cols[4] = " ".join(c.rsplit("-", 1)[0] for c in cols[4].split())
+            f.write("\t".join(cols) + "\n")
+    train.train_and_evaluate(_config(tiny_mind_dir, tiny_bert_dir, num_steps=2), tmp_path / "wd")
+    out = tmp_path / "test.txt"
+    assert predict.predict(tmp_path / "wd", "test", out, data_dir=data) == len(rows)
+    first = out.read_text().splitlines()[0]
+    n_cands = len(rows[0].split("\t")[4].split())
+    assert first.startswith("1 [") and len(first.split(" ")[1].split(",")) == n_cands
+
+
+@pytest.mark.slow
+def test_a_short_run_on_the_bundled_sample_learns(tmp_path):
+    # The real command line on the bundled sample and the packaged MiniLM, frozen (its
+    # layers computed once per news item) with the attention pooling and user encoder
+    # trained. Run on the host's single CPU device: 8 fake devices on 2 cores cost 4x here.
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxrec.main",
+            "--config=configs/news.py",
+            f"--workdir={tmp_path}",
+            "--config.model.trainable_layers=0",
+            "--config.data.history_len=20",
+            "--config.train.num_steps=60",
+            "--config.train.eval_every=60",
+            "--config.train.learning_rate=1e-3",
+            "--config.train.warmup_steps=5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "metrics.json").read_text())
+    assert "popularity baseline" in proc.stdout and f"{results['dev']['auc']:.4f}" in proc.stdout
+    assert results["dev"]["num_impressions"] == 1000
+    assert results["dev"]["auc"] > 0.62, results
+    assert results["dev"]["auc"] > results["popularity_baseline"]["auc"] + 0.05, results
