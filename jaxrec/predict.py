@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,6 +20,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+
+from jaxrec.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 
 FLAGS = flags.FLAGS
 log = logging.getLogger(__name__)
@@ -43,7 +46,7 @@ def load_trained(workdir: str | Path, step: int | None = None):
     workdir = Path(workdir)
     config_path = workdir / "config.json"
     if not config_path.exists():
-        raise FileNotFoundError(f"{config_path}: not a training workdir (no config.json)")
+        raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
     config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
     encoder_dir = workdir / train.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir)
@@ -99,9 +102,12 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jaxrec").setLevel(logging.INFO)
-    n = predict(
-        FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
-    )
+    try:
+        n = predict(
+            FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
+        )
+    except (DataError, CheckpointError, ConfigError) as e:
+        sys.exit(f"error: {e}")  # bad input: one line naming the culprit
     print(f"{n} impressions ranked -> {FLAGS.output}")
 
 

@@ -27,6 +27,7 @@ from jaxrec.data import mind
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertModel
 from jaxrec.models.news import NewsRecommender
 
@@ -146,6 +147,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
     start = time.time()
     workdir = Path(workdir)
+    if any((workdir / "checkpoints").glob("[0-9]*")):
+        raise ConfigError(
+            f"{workdir} already holds checkpoints of an earlier run; resuming a run is not "
+            "supported yet, so choose a new --workdir (or delete that one)"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 

@@ -18,6 +18,7 @@ from jaxrec.data.news_data import load_split
 from jaxrec.data.news_table import build_news_table
 from jaxrec.data.pipeline import padded_batches, train_batches, train_samples
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import CheckpointError, ConfigError
 from jaxrec.models.news import NewsRecommender
 
 
@@ -212,10 +213,17 @@ def test_train_then_predict_round_trip(tiny_mind_dir, tiny_bert_dir, tmp_path):
     assert results["dev"]["num_impressions"] == 48
     assert results["best_step"] in (2, 4)
 
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        train.train_and_evaluate(config, tmp_path / "wd")
+
     out = tmp_path / "pred.txt"
     n = predict.predict(tmp_path / "wd", "dev", out)
     lines = out.read_text().splitlines()
     assert n == len(lines) == 48
+    with pytest.raises(CheckpointError, match="no checkpoint for step 3"):
+        predict.load_trained(tmp_path / "wd", step=3)
+    with pytest.raises(CheckpointError, match="not a training workdir"):
+        predict.load_trained(tmp_path)
     config_loaded, tok, fns, states, step = predict.load_trained(tmp_path / "wd")
     assert step == results["best_step"]
     dev = load_split(
