@@ -34,15 +34,17 @@ def save(
 
 
 def restore_params(
-    workdir: str | Path, abstract: nnx.State, step: int | None = None
+    workdir: str | Path, abstract: nnx.State, step: int | str | None = None
 ) -> tuple[nnx.State, int]:
-    """The parameters of `step`, by default the best checkpoint (or the latest if none ranks)."""
+    """The parameters of `step`: an integer, "latest", or by default the best checkpoint."""
     mngr = manager(workdir, read_only=True)
     steps = mngr.all_steps()
     if not steps:
         raise CheckpointError(f"{Path(workdir) / 'checkpoints'}: no checkpoint to restore")
     if step is None:
         step = _best_step(mngr) or mngr.latest_step()
+    elif step == "latest":
+        step = mngr.latest_step()
     elif step not in steps:
         raise CheckpointError(f"{workdir}: no checkpoint for step {step} (have {sorted(steps)})")
     restored = mngr.restore(

@@ -24,6 +24,8 @@ class NewsInference:
     """Jitted inference functions of a NewsRecommender graph, compiled once per shape."""
 
     def __init__(self, graphdef: nnx.GraphDef) -> None:
+        self.graphdef = graphdef
+
         def news(states, tokens):
             return nnx.merge(graphdef, *states).encode_news(tokens)
 

@@ -8,7 +8,6 @@ each candidate in its listed order (1 = highest score; equal scores rank in list
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -17,7 +16,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
@@ -25,40 +23,19 @@ from jaxrec.errors import CheckpointError, ConfigError, DataError  # noqa: E402
 
 FLAGS = flags.FLAGS
 log = logging.getLogger(__name__)
-flags.DEFINE_string("workdir", None, "A training workdir (config.json, encoder/, checkpoints/).")
-flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
-flags.DEFINE_string("output", None, "Prediction file to write.")
-flags.DEFINE_string("data_dir", None, "MIND folder; default: the config's data.dir.")
-flags.DEFINE_integer("step", None, "Checkpoint step; default: the best by the dev metric.")
-flags.DEFINE_integer("batch_size", 256, "Inference batch size.")
 
 
-def load_trained(workdir: str | Path, step: int | None = None):
-    """(config, tokenizer, inference fns, parameter states, step) of a training workdir."""
-    import jax.numpy as jnp
-    from flax import nnx
-
-    from jaxrec import checkpointing, evaluate, train
-    from jaxrec.convert import hf
-    from jaxrec.data.tokenize import TextTokenizer
-    from jaxrec.models.bert import BertModel
-
-    workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    encoder_dir = workdir / train.ENCODER_DIR
-    bert_config = hf.read_config(encoder_dir)
-    tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)
-
-    def build():
-        bert = BertModel(bert_config, dtype=jnp.dtype(config.model.dtype), rngs=nnx.Rngs(0))
-        return train.build_model(config, bert)
-
-    graphdef, abstract, rest = nnx.split(nnx.eval_shape(build), nnx.Param, ...)
-    params, step = checkpointing.restore_params(workdir, abstract, step)
-    return config, tokenizer, evaluate.NewsInference(graphdef), (params, rest), step
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no flags."""
+    flags.DEFINE_string(
+        "workdir", None, "A training workdir (config.json, encoder/, checkpoints/)."
+    )
+    flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
+    flags.DEFINE_string("output", None, "Prediction file to write.")
+    flags.DEFINE_string("data_dir", None, "MIND folder; default: the config's data.dir.")
+    flags.DEFINE_integer("step", None, "Checkpoint step; default: the best by the dev metric.")
+    flags.DEFINE_integer("batch_size", 256, "Inference batch size.")
+    flags.mark_flags_as_required(["workdir", "output"])
 
 
 def ranks(scores: np.ndarray) -> np.ndarray:
@@ -74,6 +51,7 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
     from jaxrec import evaluate
     from jaxrec.data import mind
     from jaxrec.data.news_data import load_split
+    from jaxrec.trained import load_trained
 
     config, tokenizer, fns, states, step = load_trained(workdir, step)
     report = mind.ReadReport()
@@ -112,5 +90,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["workdir", "output"])
+    define_flags()
     app.run(main)

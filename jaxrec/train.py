@@ -295,7 +295,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             checkpointing.save(
                 ckpt,
                 step,
-                nnx.merge_state(trainable, frozen),
+                nnx.merge_state(trainable, frozen).filter(nnx.Param),
                 {k: result[k] for k in metrics.METRIC_NAMES},
             )
             if result[metric_name] > best["value"]:

@@ -20,6 +20,7 @@ from jaxrec.data.pipeline import padded_batches, train_batches, train_samples
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError, ConfigError
 from jaxrec.models.news import NewsRecommender
+from jaxrec.trained import load_trained
 
 
 def _config(data_dir, bert_dir, **train_overrides):
@@ -221,10 +222,10 @@ def test_train_then_predict_round_trip(tiny_mind_dir, tiny_bert_dir, tmp_path):
     lines = out.read_text().splitlines()
     assert n == len(lines) == 48
     with pytest.raises(CheckpointError, match="no checkpoint for step 3"):
-        predict.load_trained(tmp_path / "wd", step=3)
+        load_trained(tmp_path / "wd", step=3)
     with pytest.raises(CheckpointError, match="not a training workdir"):
-        predict.load_trained(tmp_path)
-    config_loaded, tok, fns, states, step = predict.load_trained(tmp_path / "wd")
+        load_trained(tmp_path)
+    config_loaded, tok, fns, states, step = load_trained(tmp_path / "wd")
     assert step == results["best_step"]
     dev = load_split(
         config_loaded.data, "dev", tok, cache_dir=tmp_path / "c", report=mind.ReadReport()

@@ -52,6 +52,7 @@ class SelfAttentionUserEncoder(nnx.Module):
             in_features=dim,
             dropout_rate=dropout,
             decode=False,
+            keep_rngs=False,  # dropout keys come with each call, so the state is parameters only
             dtype=dtype,
             rngs=rngs,
         )

@@ -1,0 +1,131 @@
+"""Export a trained workdir to PyTorch: an HF BERT folder plus jaxrec's heads beside it.
+
+  python -m jaxrec.export --workdir=DIR --output=OUT [--step=best|latest|N]
+                          [--dtype=float32|bfloat16] [--overwrite]
+
+OUT holds `config.json`, `model.safetensors` and the tokenizer files, so that
+`transformers.BertModel.from_pretrained(OUT)` loads the fine-tuned encoder, plus
+`jaxrec_heads.safetensors` and `jaxrec_heads.json`, which `jaxrec.torch_serving` reads to
+rebuild the whole recommender in PyTorch. Only safetensors and JSON are written, never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import ml_dtypes  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from jaxrec.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+
+FLAGS = flags.FLAGS
+log = logging.getLogger(__name__)
+
+
+def define_flags() -> None:
+    """Defined only when run as a program, so importing this module defines no flags."""
+    flags.DEFINE_string("workdir", None, "A training workdir.")
+    flags.DEFINE_string("output", None, "Folder to write (must be new or empty, or --overwrite).")
+    flags.DEFINE_string("step", "best", "best, latest, or a checkpoint step.")
+    flags.DEFINE_enum("dtype", "float32", ["float32", "bfloat16"], "Dtype of the tensors.")
+    flags.DEFINE_bool("overwrite", False, "Replace the contents of a non-empty output folder.")
+    flags.mark_flags_as_required(["workdir", "output"])
+
+
+HEADS_WEIGHTS = "jaxrec_heads.safetensors"
+HEADS_CONFIG = "jaxrec_heads.json"
+_DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
+
+
+def parse_step(step: str | int | None) -> int | str | None:
+    """'best' -> None (the best checkpoint), 'latest', or an integer step."""
+    if step in (None, "best"):
+        return None
+    if step == "latest":
+        return "latest"
+    try:
+        return int(step)
+    except ValueError:
+        raise ConfigError(f"--step must be best, latest or an integer, not {step!r}") from None
+
+
+def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: bool = False) -> int:
+    """Writes the export folder; returns the checkpoint step it came from."""
+    from flax import nnx
+    from safetensors.numpy import save_file
+
+    from jaxrec import train
+    from jaxrec.convert import hf
+    from jaxrec.trained import load_trained
+
+    output = Path(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise ConfigError(f"{output} exists and is not empty (pass --overwrite to replace it)")
+    config, _, fns, states, step = load_trained(workdir, parse_step(step))
+    model = nnx.merge(fns.graphdef, *states)
+    cast = _DTYPES[dtype]
+    encoder = {k: v.astype(cast) for k, v in hf.export_tensors(model.bert).items()}
+    heads = {
+        ".".join(map(str, path)): np.asarray(var[...]).astype(cast)
+        for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
+        if path[0] != "bert"
+    }
+    if output.exists():
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    encoder_dir = Path(workdir) / train.ENCODER_DIR
+    bert_config = hf.read_config(encoder_dir).to_hf_dict() | {"torch_dtype": dtype}
+    (output / "config.json").write_text(json.dumps(bert_config, indent=2) + "\n")
+    save_file(encoder, str(output / "model.safetensors"), metadata={"format": "pt"})
+    save_file(heads, str(output / HEADS_WEIGHTS), metadata={"format": "pt"})
+    for name in train.TOKENIZER_FILES:
+        if (encoder_dir / name).exists():
+            shutil.copy(encoder_dir / name, output / name)
+    description = {
+        "task": config.task,
+        "format_version": 1,
+        "checkpoint_step": step,
+        "dtype": dtype,
+        "pooling": config.model.pooling,
+        "user_encoder": config.model.user_encoder,
+        "attention_hidden": config.model.attention_hidden,
+        "user_heads": config.model.user_heads,
+        "title_len": config.data.title_len,
+        "history_len": config.data.history_len,
+        "news_fields": list(config.data.news_fields),
+        "heads": {k: list(v.shape) for k, v in heads.items()},
+    }
+    (output / HEADS_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
+    log.info("exported step %d of %s to %s (%s)", step, workdir, output, dtype)
+    return step
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("jaxrec").setLevel(logging.INFO)
+    try:
+        step = export(
+            FLAGS.workdir,
+            FLAGS.output,
+            step=FLAGS.step,
+            dtype=FLAGS.dtype,
+            overwrite=FLAGS.overwrite,
+        )
+    except (DataError, CheckpointError, ConfigError) as e:
+        sys.exit(f"error: {e}")  # bad input: one line naming the culprit
+    print(f"exported checkpoint step {step} -> {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

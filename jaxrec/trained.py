@@ -1,0 +1,39 @@
+"""A trained workdir restored for inference: its config, tokenizer, model and parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from jaxrec import checkpointing, evaluate, train
+from jaxrec.convert import hf
+from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import CheckpointError
+from jaxrec.models.bert import BertModel
+
+
+def load_trained(workdir: str | Path, step: int | str | None = None):
+    """(config, tokenizer, inference fns, parameter states, step) of a training workdir.
+
+    `step`: an integer, "latest", or None for the best checkpoint by the dev metric.
+    """
+    workdir = Path(workdir)
+    config_path = workdir / "config.json"
+    if not config_path.exists():
+        raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
+    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    encoder_dir = workdir / train.ENCODER_DIR
+    bert_config = hf.read_config(encoder_dir)
+    tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)
+
+    def build():
+        bert = BertModel(bert_config, dtype=jnp.dtype(config.model.dtype), rngs=nnx.Rngs(0))
+        return train.build_model(config, bert)
+
+    graphdef, abstract, rest = nnx.split(nnx.eval_shape(build), nnx.Param, ...)
+    params, step = checkpointing.restore_params(workdir, abstract, step)
+    return config, tokenizer, evaluate.NewsInference(graphdef), (params, rest), step
