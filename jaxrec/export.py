@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,7 +23,8 @@ import ml_dtypes  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from jaxrec.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from jaxrec import cli  # noqa: E402
+from jaxrec.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
 log = logging.getLogger(__name__)
@@ -109,11 +109,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger("jaxrec").setLevel(logging.INFO)
-    try:
+    def body() -> str:
         step = export(
             FLAGS.workdir,
             FLAGS.output,
@@ -121,9 +117,9 @@ def main(argv: list[str]) -> None:
             dtype=FLAGS.dtype,
             overwrite=FLAGS.overwrite,
         )
-    except (DataError, CheckpointError, ConfigError) as e:
-        sys.exit(f"error: {e}")  # bad input: one line naming the culprit
-    print(f"exported checkpoint step {step} -> {FLAGS.output}")
+        return f"exported checkpoint step {step} -> {FLAGS.output}"
+
+    cli.run(argv, body)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ The only module that parses flags; everything else takes (config, workdir).
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 
@@ -28,24 +27,15 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    # jaxrec's own progress at INFO; libraries (Orbax's per-save lines, XLA) at WARNING.
-    logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger("jaxrec").setLevel(logging.INFO)
     # Keep TensorFlow on the CPU and out of the accelerators' memory: it only feeds data.
     import tensorflow as tf
 
     tf.config.set_visible_devices([], "GPU")
-    from jaxrec import train
-    from jaxrec.errors import CheckpointError, ConfigError, DataError
+    from jaxrec import cli, train
 
-    try:
-        results = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (DataError, CheckpointError, ConfigError) as e:
-        # Bad input is the user's to fix: one line naming the culprit, no traceback.
-        sys.exit(f"error: {e}")
-    print(report(results, FLAGS.workdir))
+    cli.run(
+        argv, lambda: report(train.train_and_evaluate(FLAGS.config, FLAGS.workdir), FLAGS.workdir)
+    )
 
 
 def parse_flags(argv: list[str]) -> list[str]:

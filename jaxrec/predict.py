@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -19,7 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from jaxrec.errors import CheckpointError, ConfigError, DataError  # noqa: E402
+from jaxrec import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 log = logging.getLogger(__name__)
@@ -76,17 +75,13 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.WARNING)
-    logging.getLogger("jaxrec").setLevel(logging.INFO)
-    try:
+    def body() -> str:
         n = predict(
             FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
         )
-    except (DataError, CheckpointError, ConfigError) as e:
-        sys.exit(f"error: {e}")  # bad input: one line naming the culprit
-    print(f"{n} impressions ranked -> {FLAGS.output}")
+        return f"{n} impressions ranked -> {FLAGS.output}"
+
+    cli.run(argv, body)
 
 
 if __name__ == "__main__":
