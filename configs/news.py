@@ -57,7 +57,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.eval_batch_size = 256
     c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10
     c.train.patience = 3  # evaluations without improvement before stopping; 0: never stop
-    c.train.keep_checkpoints = 2
+    c.train.save_every = 100  # also saved at every evaluation and at the end
+    c.train.keep_checkpoints = 2  # the latest ones; the best by the dev metric is kept apart
 
     if arg == "tiny":
         c.model.trainable_layers = 1
@@ -69,6 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.warmup_steps = 1
         c.train.log_every = 2
         c.train.eval_every = 2
+        c.train.save_every = 2
         c.train.eval_batch_size = 64
     elif arg == "mind":
         c.model.trainable_layers = -1

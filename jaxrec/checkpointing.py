@@ -1,23 +1,46 @@
-"""Orbax checkpoints of the model parameters, kept by the configured dev metric."""
+"""Orbax checkpoints that lose nothing: latest N plus the best by the dev metric, resumable.
+
+A checkpoint holds three items: `params` (every model parameter, what prediction and export
+restore), `opt_state`, and `progress` (JSON: the step and the early-stopping record). The
+input pipeline's position and every random key are functions of the step, so these three
+are all a run needs to continue exactly where it stopped.
+
+Saves are asynchronous and atomic: Orbax writes into a temporary folder and renames it when
+complete, and deletes old checkpoints only after a newer one is complete. A checkpoint that
+cannot be read is skipped with a warning naming it, and the one before it is restored.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
+import jax
 import orbax.checkpoint as ocp
 from flax import nnx
+from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxrec.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 
 def manager(
     workdir: str | Path, *, metric: str | None = None, keep: int = 2, read_only: bool = False
 ) -> ocp.CheckpointManager:
-    """Checkpoints under `workdir/checkpoints`; with `metric`, the best `keep` by dev `metric`."""
+    """Checkpoints under `workdir/checkpoints`: the latest `keep`, and the best by dev `metric`."""
+    keep_policies = [policies.LatestN(keep)]
+    if metric:
+        keep_policies.append(
+            policies.BestN(
+                get_metric_fn=lambda m: float(m[metric]),
+                n=1,
+                keep_checkpoints_without_metrics=False,
+            )
+        )
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
-        best_fn=(lambda m: float(m[metric])) if metric else None,
-        best_mode="max",
+        preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
         create=not read_only,
         read_only=read_only,
     )
@@ -27,10 +50,85 @@ def manager(
 def save(
     mngr: ocp.CheckpointManager,
     step: int,
+    *,
     params: nnx.State,
+    opt_state: Any,
+    progress: dict[str, Any],
     metrics: dict[str, float] | None = None,
 ) -> None:
-    mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(params)), metrics=metrics)
+    """Starts an asynchronous save of `step`; `mngr.wait_until_finished()` waits for it."""
+    args = ocp.args.Composite(
+        params=ocp.args.StandardSave(params),
+        opt_state=ocp.args.StandardSave(opt_state),
+        progress=ocp.args.JsonSave(progress),
+    )
+    mngr.save(step, args=args, metrics=metrics, force=True)
+
+
+def restore_latest(
+    mngr: ocp.CheckpointManager, abstract_params: nnx.State, abstract_opt_state: Any
+) -> tuple[int, nnx.State, Any, dict[str, Any]] | None:
+    """The newest readable checkpoint (step, params, opt_state, progress), or None if none.
+
+    An unreadable checkpoint is skipped with a warning naming it; one that reads but does
+    not fit the model is an error naming the mismatching parameters.
+    """
+    steps = sorted(mngr.all_steps(), reverse=True)
+    for step in steps:
+        path = Path(mngr.directory) / str(step)
+        check_fits(mngr, step, abstract_params)
+        try:
+            restored = mngr.restore(
+                step,
+                args=ocp.args.Composite(
+                    params=ocp.args.StandardRestore(abstract_params),
+                    opt_state=ocp.args.StandardRestore(abstract_opt_state),
+                    progress=ocp.args.JsonRestore(),
+                ),
+            )
+        except Exception as e:  # Orbax and tensorstore raise many types for damaged files
+            log.warning("checkpoint %s is unreadable (%s); trying the one before it", path, e)
+            continue
+        return step, restored["params"], restored["opt_state"], dict(restored["progress"])
+    if steps:
+        raise CheckpointError(f"{mngr.directory}: no readable checkpoint among steps {steps}")
+    return None
+
+
+def check_fits(mngr: ocp.CheckpointManager, step: int, abstract_params: nnx.State) -> None:
+    """Raises CheckpointError naming every parameter whose saved shape differs from the model's.
+
+    Does nothing when the metadata itself cannot be read (then restoring fails and the
+    checkpoint is skipped as damaged).
+    """
+    try:
+        saved = mngr.item_metadata(step)["params"]
+    except Exception:
+        return
+    if saved is None:
+        return
+    want = _shapes(abstract_params)
+    have = _shapes(saved)
+    problems = [
+        f"{k}: checkpoint {have.get(k)}, model {v}" for k, v in want.items() if have.get(k) != v
+    ]
+    problems += [f"{k}: in the checkpoint, not in the model" for k in have if k not in want]
+    if problems:
+        raise CheckpointError(
+            f"{Path(mngr.directory) / str(step)} does not fit the configured model: "
+            + "; ".join(sorted(problems)[:20])
+        )
+
+
+def _shapes(tree) -> dict[str, tuple[int, ...]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    out = {}
+    for path, leaf in flat:
+        keys = [str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path]
+        keys = [k for k in keys if k != "value"]
+        if hasattr(leaf, "shape"):
+            out[".".join(keys)] = tuple(leaf.shape)
+    return out
 
 
 def restore_params(
@@ -42,23 +140,20 @@ def restore_params(
     if not steps:
         raise CheckpointError(f"{Path(workdir) / 'checkpoints'}: no checkpoint to restore")
     if step is None:
-        step = _best_step(mngr) or mngr.latest_step()
+        step = best_step(mngr)
     elif step == "latest":
         step = mngr.latest_step()
-    elif step not in steps:
+    if step not in steps:
         raise CheckpointError(f"{workdir}: no checkpoint for step {step} (have {sorted(steps)})")
+    check_fits(mngr, step, abstract)
     restored = mngr.restore(
         step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
     )
     return restored["params"], step
 
 
-def _best_step(mngr: ocp.CheckpointManager) -> int | None:
-    """The step recorded as best in the workdir (the manager reading it has no best_fn)."""
-    marker = Path(mngr.directory) / "best_step"
-    return int(marker.read_text()) if marker.exists() else None
-
-
-def mark_best(mngr: ocp.CheckpointManager, step: int) -> None:
-    """Records which checkpoint holds the best parameters, for prediction and export."""
-    (Path(mngr.directory) / "best_step").write_text(f"{step}\n")
+def best_step(mngr: ocp.CheckpointManager) -> int:
+    """The best checkpoint by the dev metric, as the newest checkpoint's progress records it."""
+    latest = mngr.latest_step()
+    progress = mngr.restore(latest, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
+    return int(progress["progress"].get("best_step") or latest)

@@ -21,8 +21,13 @@ def run(argv: list[str], body: Callable[[], str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jaxrec").setLevel(logging.INFO)
+    from jaxrec.train import Preempted
+
     try:
         summary = body()
     except (DataError, CheckpointError, ConfigError) as e:
         sys.exit(f"error: {e}")
+    except Preempted as e:
+        print(e, file=sys.stderr)
+        sys.exit(Preempted.exit_code)  # retryable: the next start resumes
     print(summary)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from jaxrec.data import mind
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertModel
 from jaxrec.models.news import NewsRecommender
 
@@ -147,11 +146,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
     start = time.time()
     workdir = Path(workdir)
-    if any((workdir / "checkpoints").glob("[0-9]*")):
-        raise ConfigError(
-            f"{workdir} already holds checkpoints of an earlier run; resuming a run is not "
-            "supported yet, so choose a new --workdir (or delete that one)"
-        )
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 
@@ -201,6 +195,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         "batch": batch_shardings(mesh),
         "replicated": replicated,
     }
+    # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
+    ckpt = checkpointing.manager(
+        workdir, metric=config.train.early_stopping_metric, keep=config.train.keep_checkpoints
+    )
+    progress = {
+        "step": 0,
+        "best_value": None,
+        "best_step": 0,
+        "best_metrics": None,
+        "evals_since_best": 0,
+        "done": False,
+    }
+    restored = checkpointing.restore_latest(
+        ckpt, nnx.merge_state(trainable, frozen).filter(nnx.Param), opt_state
+    )
+    if restored:
+        step, params, opt_state, progress = restored
+        model = nnx.merge(graphdef, trainable, frozen)
+        nnx.update(model, params)
+        _, trainable, frozen = nnx.split(model, is_trainable, ...)
+        trainable, frozen = jax.device_put((trainable, frozen), replicated)
+        log.info("resuming from %s/%d", ckpt.directory, step)
+
     cached_layers = frozen_bottom_layers(config.model, bert_config.num_hidden_layers)
     train_step = make_train_step(graphdef, tx, shardings, cached_layers)
     infer = evaluate.NewsInference(graphdef)
@@ -236,11 +253,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         npratio=config.data.npratio,
         seed=config.seed,
         news_bucket=config.data.news_bucket,
+        start_batch=progress["step"],
     )
     writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
-    ckpt = checkpointing.manager(
-        workdir, metric=config.train.early_stopping_metric, keep=config.train.keep_checkpoints
-    )
     metric_name = config.train.early_stopping_metric
     samples_per_epoch = count_train_samples(train_data.log)
     log.info(
@@ -266,58 +281,91 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 tf.summary.scalar(f"eval/{k}", result[k])
         return result
 
-    best: dict[str, Any] = {"value": -math.inf, "step": 0, "metrics": None}
-    evals_since_best = 0
+    def save(step: int, result: dict[str, float] | None = None) -> None:
+        checkpointing.save(
+            ckpt,
+            step,
+            params=nnx.merge_state(trainable, frozen).filter(nnx.Param),
+            opt_state=opt_state,
+            progress=dict(progress, step=step),
+            metrics={k: result[k] for k in metrics.METRIC_NAMES} if result else None,
+        )
+
     rng = jax.random.key(config.seed)
     pending: list[tuple[int, dict]] = []
-    tick, ticked_step = time.time(), 0
-    bar = tqdm(range(1, num_steps + 1), desc="train", unit="step", dynamic_ncols=True)
-    for step in bar:
-        batch = jax.device_put(next(batches), shardings["batch"])
-        trainable, opt_state, step_metrics = train_step(
-            trainable,
-            frozen,
-            opt_state,
-            batch,
-            jax.random.fold_in(rng, step),
-            train_cache.hidden if train_cache else None,
-        )
-        pending.append((step, step_metrics))
-        if step % config.train.log_every == 0 or step == num_steps:
-            rate = (step - ticked_step) * batch_size / (time.time() - tick)
-            tick, ticked_step = time.time(), step
-            loss = _log_train(writer, pending, lr, rate)
-            pending = []
-            bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
-        if step % config.train.eval_every == 0 or step == num_steps:
-            result = run_eval(step)
-            tqdm.write(f"step {step}: dev " + _fmt(result))
-            checkpointing.save(
-                ckpt,
-                step,
-                nnx.merge_state(trainable, frozen).filter(nnx.Param),
-                {k: result[k] for k in metrics.METRIC_NAMES},
+    step = progress["step"]
+    first = step + 1
+    tick, ticked_step = time.time(), progress["step"]
+    preempted = _SignalFlag(signal.SIGTERM)
+    bar = tqdm(
+        range(first, num_steps + 1),
+        desc="train",
+        unit="step",
+        dynamic_ncols=True,
+        initial=first - 1,
+        total=num_steps,
+    )
+    try:
+        for step in [] if progress["done"] else bar:
+            batch = jax.device_put(next(batches), shardings["batch"])
+            trainable, opt_state, step_metrics = train_step(
+                trainable,
+                frozen,
+                opt_state,
+                batch,
+                jax.random.fold_in(rng, step),
+                train_cache.hidden if train_cache else None,
             )
-            if result[metric_name] > best["value"]:
-                best = {"value": result[metric_name], "step": step, "metrics": result}
-                evals_since_best = 0
-            else:
-                evals_since_best += 1
-            if config.train.patience and evals_since_best >= config.train.patience:
-                tqdm.write(
-                    f"early stop at step {step}: no better dev {metric_name} in "
-                    f"{evals_since_best} evaluations (best at step {best['step']})"
-                )
+            pending.append((step, step_metrics))
+            last = step == num_steps
+            if step % config.train.log_every == 0 or last:
+                rate = (step - ticked_step) * batch_size / (time.time() - tick)
+                tick, ticked_step = time.time(), step
+                loss = _log_train(writer, pending, lr, rate)
+                pending = []
+                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+            result = None
+            if step % config.train.eval_every == 0 or last:
+                result = run_eval(step)
+                tqdm.write(f"step {step}: dev " + _fmt(result))
+                if progress["best_value"] is None or result[metric_name] > progress["best_value"]:
+                    progress.update(
+                        best_value=result[metric_name],
+                        best_step=step,
+                        best_metrics=result,
+                        evals_since_best=0,
+                    )
+                else:
+                    progress["evals_since_best"] += 1
+                patience = config.train.patience
+                if last or (patience and progress["evals_since_best"] >= patience):
+                    progress["done"] = True
+            saved = bool(result or progress["done"] or step % config.train.save_every == 0)
+            if saved:
+                save(step, result)
+            if progress["done"]:
+                if not last:
+                    tqdm.write(
+                        f"early stop at step {step}: no better dev {metric_name} in "
+                        f"{progress['evals_since_best']} evaluations "
+                        f"(best at step {progress['best_step']})"
+                    )
                 break
-    bar.close()
-    ckpt.wait_until_finished()
-    checkpointing.mark_best(ckpt, best["step"])
-    ckpt.close()
-    writer.flush()
+            if preempted or ckpt.reached_preemption(step):
+                if not saved:
+                    save(step)
+                ckpt.wait_until_finished()
+                raise Preempted(step, ckpt.directory)
+    finally:
+        bar.close()
+        preempted.restore()
+        ckpt.wait_until_finished()  # a save in flight completes; the last good one stays
+        ckpt.close()
+        writer.flush()
 
     results = {
-        "dev": best["metrics"],
-        "best_step": best["step"],
+        "dev": progress["best_metrics"],
+        "best_step": progress["best_step"],
         "last_step": step,
         "popularity_baseline": popularity_baseline(train_data, dev_data),
         "read_report": report.as_dict(),
@@ -325,6 +373,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     }
     (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+class Preempted(Exception):
+    """The run was asked to stop (SIGTERM or a maintenance event) and saved its step."""
+
+    exit_code = 143  # 128 + SIGTERM: what schedulers see from a job ended by SIGTERM
+
+    def __init__(self, step: int, directory) -> None:
+        super().__init__(f"preempted at step {step}: saved {directory}/{step}; rerun to resume")
+
+
+class _SignalFlag:
+    """True once `signum` has arrived; the training loop saves at the next step boundary."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum, self.seen = signum, False
+        try:
+            self.previous = signal.signal(signum, self._handle)
+        except ValueError:  # not the main thread: leave signals to the caller
+            self.previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.seen = True
+
+    def __bool__(self) -> bool:
+        return self.seen
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(self.signum, self.previous)
 
 
 def _log_train(writer, pending, lr, rate: float) -> float:

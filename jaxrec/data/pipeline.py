@@ -94,7 +94,7 @@ def train_batches(
     news_bucket: int,
     process_index: int = 0,
     process_count: int = 1,
-    start_epoch: int = 0,
+    start_batch: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Endless per-process batches of `batch_size // process_count` samples (drop_remainder).
 
@@ -105,15 +105,22 @@ def train_batches(
     if batch_size % process_count:
         raise ValueError(f"batch_size {batch_size} is not divisible by {process_count} processes")
     local = batch_size // process_count
+    per_epoch = count_train_samples(log) // batch_size
+    if not per_epoch:
+        raise ValueError(f"fewer training samples than one batch of {batch_size}")
     tokens = {k: tf.constant(v) for k, v in table.tokens.items()}
-    epoch = start_epoch
+    # Batch b of the run is batch b % per_epoch of epoch b // per_epoch: a resumed run
+    # regenerates that epoch and skips to it, so it sees exactly the batches it would have.
+    epoch, skip = divmod(start_batch, per_epoch)
     while True:
         samples = train_samples(log, npratio, seed + epoch)
+        # Every process keeps the same number of whole batches.
+        samples = {k: v[: per_epoch * batch_size] for k, v in samples.items()}
         ds = tf.data.Dataset.from_tensor_slices(samples)
-        ds = ds.shard(process_count, process_index).batch(local, drop_remainder=True)
+        ds = ds.shard(process_count, process_index).batch(local, drop_remainder=True).skip(skip)
         ds = ds.map(lambda b: _dedup_news(b, tokens, news_bucket), num_parallel_calls=2)
         yield from ds.prefetch(2).as_numpy_iterator()
-        epoch += 1
+        epoch, skip = epoch + 1, 0
 
 
 def _dedup_news(batch, tokens, bucket: int):
