@@ -104,7 +104,15 @@ def make_train_step(
         loss, grads = jax.value_and_grad(loss_fn)(trainable)
         updates, opt_state = tx.update(grads, opt_state, trainable)
         trainable = optax.apply_updates(trainable, updates)
-        return trainable, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return (
+            trainable,
+            opt_state,
+            {
+                "loss": loss,
+                "grad_norm": optax.tree.norm(grads),
+                "param_norm": optax.tree.norm(trainable),  # non-finite once anything overflowed
+            },
+        )
 
     s = shardings
     return jax.jit(
@@ -325,6 +333,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 pending = []
                 bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
             result = None
+            if step % config.train.eval_every == 0 or last or step % config.train.save_every == 0:
+                _assert_finite(pending)  # never evaluate or save a diverged model
             if step % config.train.eval_every == 0 or last:
                 result = run_eval(step)
                 tqdm.write(f"step {step}: dev " + _fmt(result))
@@ -405,16 +415,23 @@ class _SignalFlag:
             signal.signal(self.signum, self.previous)
 
 
-def _log_train(writer, pending, lr, rate: float) -> float:
-    """Fetches the buffered step metrics (one host transfer), writes them, checks the loss."""
+def _assert_finite(pending) -> list[dict]:
+    """Fetches buffered step metrics (one host transfer); stops at the first non-finite one."""
     fetched = jax.device_get([m for _, m in pending])
+    for (step, _), m in zip(pending, fetched, strict=True):
+        if not (np.isfinite(m["loss"]) and np.isfinite(m["param_norm"])):
+            raise FloatingPointError(
+                f"non-finite training loss ({m['loss']}) or parameters at step {step}; the "
+                "last good checkpoint is kept. Lower train.learning_rate or check the data."
+            )
+    return fetched
+
+
+def _log_train(writer, pending, lr, rate: float) -> float:
+    """Checks and writes the buffered step metrics; returns the last loss."""
+    fetched = _assert_finite(pending)
     with writer.as_default():
         for (step, _), m in zip(pending, fetched, strict=True):
-            if not np.isfinite(m["loss"]):
-                raise FloatingPointError(
-                    f"non-finite training loss {m['loss']} at step {step}; the last good "
-                    "checkpoint is kept. Lower train.learning_rate or check the data."
-                )
             tf.summary.scalar("train/loss", m["loss"], step=step)
             tf.summary.scalar("train/grad_norm", m["grad_norm"], step=step)
             tf.summary.scalar("train/learning_rate", float(lr(step)), step=step)

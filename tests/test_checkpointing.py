@@ -176,3 +176,23 @@ def test_latest_n_and_the_best_are_kept(straight):
     assert steps[-2:] == [15, 20]  # the latest two
     assert progress["best_step"] in steps  # the best kept apart
     assert len(steps) <= 3
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(
+    tiny_mind_dir, tiny_bert_dir, tmp_path
+):
+    from configs import news as news_config
+    from jaxrec import train
+
+    config = news_config.get_config("tiny")
+    config.data.dir, config.model.init_from = str(tiny_mind_dir), str(tiny_bert_dir)
+    # Warm-up from 0: step 1 changes nothing and is saved; step 2's rate of 2.5e29 diverges.
+    config.train.update(
+        num_steps=10, learning_rate=1e30, warmup_steps=4, save_every=1, log_every=10, grad_clip=1e30
+    )
+    with pytest.raises(FloatingPointError, match="at step 2"):
+        train.train_and_evaluate(config, tmp_path)
+    mngr = checkpointing.manager(tmp_path, read_only=True)
+    assert mngr.all_steps() == [1]
+    params = mngr.restore(1, args=ocp.args.Composite(params=ocp.args.StandardRestore()))
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax_leaves(params["params"]))
