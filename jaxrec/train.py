@@ -27,6 +27,7 @@ from jaxrec.data import mind
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertModel
 from jaxrec.models.news import NewsRecommender
 
@@ -157,6 +158,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 
+    batch_size = int(config.train.batch_size)
+    if (
+        batch_size <= 0
+        or batch_size % jax.device_count()
+        or (config.data.news_bucket % jax.device_count())
+    ):
+        raise ConfigError(
+            f"train.batch_size ({batch_size}) and data.news_bucket ({config.data.news_bucket}) "
+            f"must be positive multiples of the device count {jax.device_count()}"
+        )
+
     # Data: every news item tokenized once; the pipeline moves integers.
     report = mind.ReadReport()
     bert, bert_config, encoder_source = pretrained.load_bert(
@@ -247,13 +259,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             cached_layers - 1,
             time.time() - tick,
         )
-    batch_size = int(config.train.batch_size)
-    if batch_size % jax.device_count() or config.data.news_bucket % jax.device_count():
-        raise ValueError(
-            f"train.batch_size ({batch_size}) and data.news_bucket ({config.data.news_bucket}) "
-            f"must be multiples of the device count {jax.device_count()}"
-        )
-
     batches = train_batches(
         train_data.log,
         train_data.table,

@@ -46,3 +46,27 @@ def test_overrides_reach_the_written_config_and_a_missing_folder_is_named(tmp_pa
     assert f"{tmp_path / 'nowhere' / 'train'}" in proc.stderr
     written = json.loads((tmp_path / "config.json").read_text())
     assert written["train"]["batch_size"] == 16 and written["model"]["pooling"] == "cls"
+
+
+def test_a_batch_that_does_not_split_over_the_devices_fails_before_any_work(tmp_path):
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxrec.main",
+            "--config=configs/news.py:tiny",
+            f"--workdir={tmp_path}",
+            "--config.train.batch_size=6",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "train.batch_size (6)" in proc.stderr and "device count 8" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "cache").exists()  # nothing was read or tokenized
