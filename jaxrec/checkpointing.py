@@ -22,6 +22,7 @@ from flax import nnx
 from orbax.checkpoint import checkpoint_managers as policies
 
 from jaxrec.errors import CheckpointError
+from jaxrec.params import path_name
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,8 @@ def _shapes(tree) -> dict[str, tuple[int, ...]]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     out = {}
     for path, leaf in flat:
-        keys = [str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path]
-        keys = [k for k in keys if k != "value"]
         if hasattr(leaf, "shape"):
-            out[".".join(keys)] = tuple(leaf.shape)
+            out[path_name(path)] = tuple(leaf.shape)
     return out
 
 

@@ -64,6 +64,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
 
     from jaxrec import train
     from jaxrec.convert import hf
+    from jaxrec.params import path_name
     from jaxrec.trained import load_trained
 
     output = Path(output)
@@ -74,7 +75,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
     cast = _DTYPES[dtype]
     encoder = {k: v.astype(cast) for k, v in hf.export_tensors(model.bert).items()}
     heads = {
-        ".".join(map(str, path)): np.asarray(var[...]).astype(cast)
+        path_name(path): np.asarray(var[...]).astype(cast)
         for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
         if path[0] != "bert"
     }

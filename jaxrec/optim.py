@@ -9,6 +9,8 @@ import ml_collections
 import optax
 from flax import nnx
 
+from jaxrec.params import path_name
+
 # No weight decay on biases and LayerNorm parameters (BERT's fine-tuning practice).
 _NO_DECAY = re.compile(r"(^|\.)(bias|LayerNorm\.scale|LayerNorm\.bias)$")
 
@@ -33,7 +35,7 @@ def schedule(train: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule
 def decay_mask(params: nnx.State) -> nnx.State:
     """True where weight decay applies: every parameter but biases and LayerNorms."""
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: not _NO_DECAY.search(_dotted(path)), params
+        lambda path, _: not _NO_DECAY.search(path_name(path)), params
     )
 
 
@@ -70,7 +72,7 @@ def trainable_filter(num_layers: int, trainable_layers: int):
     def is_trainable(path, value) -> bool:
         if not isinstance(value, nnx.Param):
             return False
-        name = _dotted(path)
+        name = path_name(path)
         if not name.startswith("bert."):
             return True
         if name.startswith("bert.pooler."):
@@ -81,11 +83,3 @@ def trainable_filter(num_layers: int, trainable_layers: int):
         return bool(m) and int(m.group(1)) >= first
 
     return is_trainable
-
-
-def _dotted(path) -> str:
-    """`encoder.layer.0.output.dense.kernel` from a jax key path or an nnx state path."""
-    parts = [str(getattr(p, "key", getattr(p, "idx", getattr(p, "name", p)))) for p in path]
-    if parts and parts[-1] == "value" and type(path[-1]).__name__ == "GetAttrKey":
-        parts.pop()  # the Variable wrapper's own attribute, not part of the name
-    return ".".join(parts)

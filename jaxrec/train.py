@@ -337,10 +337,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 loss = _log_train(writer, pending, lr, rate)
                 pending = []
                 bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
-            result = None
-            if step % config.train.eval_every == 0 or last or step % config.train.save_every == 0:
+            evaluating = step % config.train.eval_every == 0 or last
+            stopping = bool(preempted) or ckpt.reached_preemption(step)
+            saving = evaluating or stopping or step % config.train.save_every == 0
+            if saving:
                 _assert_finite(pending)  # never evaluate or save a diverged model
-            if step % config.train.eval_every == 0 or last:
+            result = None
+            if evaluating:
                 result = run_eval(step)
                 tqdm.write(f"step {step}: dev " + _fmt(result))
                 if progress["best_value"] is None or result[metric_name] > progress["best_value"]:
@@ -355,8 +358,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 patience = config.train.patience
                 if last or (patience and progress["evals_since_best"] >= patience):
                     progress["done"] = True
-            saved = bool(result or progress["done"] or step % config.train.save_every == 0)
-            if saved:
+            if saving:
                 save(step, result)
             if progress["done"]:
                 if not last:
@@ -366,9 +368,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                         f"(best at step {progress['best_step']})"
                     )
                 break
-            if preempted or ckpt.reached_preemption(step):
-                if not saved:
-                    save(step)
+            if stopping:
                 ckpt.wait_until_finished()
                 raise Preempted(step, ckpt.directory)
     finally:

@@ -18,6 +18,7 @@ from flax import nnx
 
 from jaxrec.errors import CheckpointError
 from jaxrec.models.bert import BertConfig
+from jaxrec.params import path_name
 
 # (HF leaf pattern, jaxrec leaf pattern, transpose?) — first match wins, in both directions.
 RULES: tuple[tuple[str, str, bool], ...] = (
@@ -155,7 +156,7 @@ def load_into(model: nnx.Module, tensors: Mapping[str, np.ndarray], source: str)
     CheckpointError lists all the offending names.
     """
     state = nnx.state(model, nnx.Param)
-    flat = {".".join(map(str, path)): var for path, var in nnx.to_flat_state(state)}
+    flat = {path_name(path): var for path, var in nnx.to_flat_state(state)}
     expected = {}
     for path in flat:
         hf_name, transpose = jax_to_hf_name(path)
@@ -193,7 +194,7 @@ def export_tensors(model: nnx.Module) -> dict[str, np.ndarray]:
     state = nnx.state(model, nnx.Param)
     out = {}
     for path, var in nnx.to_flat_state(state):
-        hf_name, transpose = jax_to_hf_name(".".join(map(str, path)))
+        hf_name, transpose = jax_to_hf_name(path_name(path))
         value = np.asarray(var[...])
         out[hf_name] = np.array(value.T if transpose else value, order="C")
     return out

@@ -17,6 +17,7 @@ import numpy as np
 
 from jaxrec.data.mind import News
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import ConfigError
 
 log = logging.getLogger(__name__)
 TEXT_FIELDS = ("category", "title", "abstract")
@@ -38,9 +39,6 @@ class NewsTable:
 
 def news_texts(news: News, fields: tuple[str, ...]) -> tuple[str, str | None]:
     """The text pair fed to BERT: [category: ] title, and the abstract as the second segment."""
-    unknown = set(fields) - set(TEXT_FIELDS)
-    if unknown or "title" not in fields:
-        raise ValueError(f"data.news_fields must include 'title' and only {TEXT_FIELDS}: {fields}")
     first = news.title
     if "category" in fields and news.category:
         first = f"{news.category} {news.subcategory}: {first}"
@@ -56,6 +54,10 @@ def build_news_table(
     cache_dir: str | Path | None = None,
 ) -> NewsTable:
     """Tokenizes every news item once, or loads the cached arrays for the same inputs."""
+    if set(fields) - set(TEXT_FIELDS) or "title" not in fields:
+        raise ConfigError(
+            f"data.news_fields must include 'title' and only {TEXT_FIELDS}, got {fields}"
+        )
     ids = list(news)
     pairs = [news_texts(news[n], fields) for n in ids]
     key = _cache_key(ids, pairs, tokenizer.fingerprint, max_length)

@@ -80,7 +80,9 @@ def train_samples(log: ClickLog, npratio: int, seed: int) -> dict[str, np.ndarra
 
 
 def count_train_samples(log: ClickLog) -> int:
-    assert log.labels is not None
+    """Samples per epoch: one per click in impressions that also have a non-click."""
+    if log.labels is None:
+        raise ValueError("training needs labelled impressions")
     return sum(int(y.sum()) for y in log.labels if 0 < y.sum() < len(y))
 
 
@@ -156,6 +158,5 @@ def padded_batches(
     pad = total - n
     padded = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in arrays.items()}
     padded["valid"] = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
-    padded["row"] = np.arange(total, dtype=np.int64)
     ds = tf.data.Dataset.from_tensor_slices(padded).shard(process_count, process_index)
     yield from ds.batch(batch_size, drop_remainder=True).prefetch(2).as_numpy_iterator()
