@@ -9,7 +9,6 @@ Blank lines count as malformed rows: MIND files have none, so one signals a dama
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import datetime
 import itertools
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from jaxrec.data.report import ReadReport
 from jaxrec.errors import ConfigError, DataError
 
 NEWS_FILE = "news.tsv"
@@ -56,38 +56,6 @@ class Impression:
     candidates: tuple[str, ...]
     labels: tuple[int, ...] | None  # None on the unlabelled test split
     line: int  # 1-based line in behaviors.tsv
-
-
-class ReadReport:
-    """Counts of rows and IDs that were skipped or defaulted while reading, by reason.
-
-    Reasons are dotted names such as ``news.bad_row``, ``behaviors.bad_row``,
-    ``news.duplicate_id``, ``behaviors.duplicate_id``, ``history.unknown_news``,
-    ``candidates.unknown_news`` and ``news.added_empty``. The first message seen for each reason
-    is kept so that a log line can show what a skipped row looked like.
-    """
-
-    def __init__(self) -> None:
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.examples: dict[str, str] = {}
-
-    def add(self, reason: str, n: int = 1, *, example: str | None = None) -> None:
-        self.counts[reason] += n
-        if example is not None:
-            self.examples.setdefault(reason, example)
-
-    def merge(self, other: ReadReport) -> ReadReport:
-        """Adds ``other``'s counts into this report and returns this report."""
-        self.counts.update(other.counts)
-        for reason, example in other.examples.items():
-            self.examples.setdefault(reason, example)
-        return self
-
-    def as_dict(self) -> dict[str, int]:
-        return {reason: n for reason, n in sorted(self.counts.items()) if n}
-
-    def __repr__(self) -> str:
-        return f"ReadReport({self.as_dict()})"
 
 
 @dataclasses.dataclass(frozen=True)
