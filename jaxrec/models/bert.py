@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrec.errors import CheckpointError
+from jaxrec.sharding import constrain, logical
 
 _ACTIVATIONS = {
     "gelu": lambda x: jax.nn.gelu(x, approximate=False),
@@ -83,11 +84,18 @@ class BertConfig:
 class BertEmbeddings(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
         h = config.hidden_size
-        embed = dict(dtype=dtype, rngs=rngs, embedding_init=nnx.initializers.normal(0.02))
-        self.word_embeddings = nnx.Embed(config.vocab_size, h, **embed)
-        self.position_embeddings = nnx.Embed(config.max_position_embeddings, h, **embed)
-        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, h, **embed)
-        self.LayerNorm = nnx.LayerNorm(h, epsilon=config.layer_norm_eps, dtype=dtype, rngs=rngs)
+        normal = nnx.initializers.normal(0.02)
+        self.word_embeddings = nnx.Embed(
+            config.vocab_size,
+            h,
+            dtype=dtype,
+            rngs=rngs,
+            embedding_init=logical(normal, "vocab", "embed"),
+        )
+        other = dict(dtype=dtype, rngs=rngs, embedding_init=logical(normal, None, "embed"))
+        self.position_embeddings = nnx.Embed(config.max_position_embeddings, h, **other)
+        self.token_type_embeddings = nnx.Embed(config.type_vocab_size, h, **other)
+        self.LayerNorm = _layer_norm(config, dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob)
 
     def __call__(self, input_ids, token_type_ids, *, deterministic: bool, rngs) -> jax.Array:
@@ -97,24 +105,25 @@ class BertEmbeddings(nnx.Module):
             + self.position_embeddings(positions)
             + self.token_type_embeddings(token_type_ids)
         )
-        return self.dropout(self.LayerNorm(x), deterministic=deterministic, rngs=rngs)
+        x = constrain(self.LayerNorm(x), "batch", None, None)
+        return self.dropout(x, deterministic=deterministic, rngs=rngs)
 
 
 class BertSelfAttention(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
-        self.query = _linear(h, h, dtype, rngs)
-        self.key = _linear(h, h, dtype, rngs)
-        self.value = _linear(h, h, dtype, rngs)
+        self.query = _linear(h, h, ("embed", "heads"), dtype, rngs)
+        self.key = _linear(h, h, ("embed", "heads"), dtype, rngs)
+        self.value = _linear(h, h, ("embed", "heads"), dtype, rngs)
         self.dropout = nnx.Dropout(config.attention_probs_dropout_prob)
 
     def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
         b, t, h = x.shape
         split = (b, t, self.num_heads, h // self.num_heads)
-        q = self.query(x).reshape(split)
-        k = self.key(x).reshape(split)
-        v = self.value(x).reshape(split)
+        q = constrain(self.query(x).reshape(split), "batch", None, "heads", None)
+        k = constrain(self.key(x).reshape(split), "batch", None, "heads", None)
+        v = constrain(self.value(x).reshape(split), "batch", None, "heads", None)
         logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / math.sqrt(split[-1])
         # Softmax in float32 whatever the compute dtype: padded keys get -inf-like bias.
         probs = jax.nn.softmax(logits.astype(jnp.float32) + mask_bias, axis=-1).astype(x.dtype)
@@ -125,21 +134,22 @@ class BertSelfAttention(nnx.Module):
 class BertSelfOutput(nnx.Module):
     """Projection, dropout, residual and LayerNorm; HF calls both sub-blocks' versions this."""
 
-    def __init__(self, d_in: int, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
-        h = config.hidden_size
-        self.dense = _linear(d_in, h, dtype, rngs)
-        self.LayerNorm = nnx.LayerNorm(h, epsilon=config.layer_norm_eps, dtype=dtype, rngs=rngs)
+    def __init__(
+        self, d_in: int, in_axis: str, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs
+    ) -> None:
+        self.dense = _linear(d_in, config.hidden_size, (in_axis, "embed"), dtype, rngs)
+        self.LayerNorm = _layer_norm(config, dtype, rngs)
         self.dropout = nnx.Dropout(config.hidden_dropout_prob)
 
     def __call__(self, x, residual, *, deterministic: bool, rngs) -> jax.Array:
         x = self.dropout(self.dense(x), deterministic=deterministic, rngs=rngs)
-        return self.LayerNorm(x + residual)
+        return constrain(self.LayerNorm(x + residual), "batch", None, None)
 
 
 class BertAttention(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
         self.self = BertSelfAttention(config, dtype=dtype, rngs=rngs)
-        self.output = BertSelfOutput(config.hidden_size, config, dtype=dtype, rngs=rngs)
+        self.output = BertSelfOutput(config.hidden_size, "heads", config, dtype=dtype, rngs=rngs)
 
     def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
         y = self.self(x, mask_bias, deterministic=deterministic, rngs=rngs)
@@ -148,18 +158,22 @@ class BertAttention(nnx.Module):
 
 class BertIntermediate(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
-        self.dense = _linear(config.hidden_size, config.intermediate_size, dtype, rngs)
+        self.dense = _linear(
+            config.hidden_size, config.intermediate_size, ("embed", "mlp"), dtype, rngs
+        )
         self.act = _ACTIVATIONS[config.hidden_act]
 
     def __call__(self, x) -> jax.Array:
-        return self.act(self.dense(x))
+        return constrain(self.act(self.dense(x)), "batch", None, "mlp")
 
 
 class BertLayer(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
         self.attention = BertAttention(config, dtype=dtype, rngs=rngs)
         self.intermediate = BertIntermediate(config, dtype=dtype, rngs=rngs)
-        self.output = BertSelfOutput(config.intermediate_size, config, dtype=dtype, rngs=rngs)
+        self.output = BertSelfOutput(
+            config.intermediate_size, "mlp", config, dtype=dtype, rngs=rngs
+        )
 
     def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
         x = self.attention(x, mask_bias, deterministic=deterministic, rngs=rngs)
@@ -175,7 +189,7 @@ class BertEncoder(nnx.Module):
 
 class BertPooler(nnx.Module):
     def __init__(self, config: BertConfig, *, dtype: Any, rngs: nnx.Rngs) -> None:
-        self.dense = _linear(config.hidden_size, config.hidden_size, dtype, rngs)
+        self.dense = _linear(config.hidden_size, config.hidden_size, ("embed", None), dtype, rngs)
 
     def __call__(self, hidden: jax.Array) -> jax.Array:
         return jnp.tanh(self.dense(hidden[:, 0]))
@@ -261,7 +275,17 @@ def attention_bias(attention_mask: jax.Array) -> jax.Array:
     return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, big_negative).astype(jnp.float32)
 
 
-def _linear(d_in: int, d_out: int, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:
+def _linear(d_in: int, d_out: int, axes: tuple, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:
+    """A dense layer whose kernel dimensions carry the logical names `axes` (bias: output's)."""
     return nnx.Linear(
-        d_in, d_out, dtype=dtype, kernel_init=nnx.initializers.normal(0.02), rngs=rngs
+        d_in,
+        d_out,
+        dtype=dtype,
+        kernel_init=logical(nnx.initializers.normal(0.02), *axes),
+        bias_init=logical(nnx.initializers.zeros_init(), axes[1]),
+        rngs=rngs,
     )
+
+
+def _layer_norm(config: BertConfig, dtype: Any, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    return nnx.LayerNorm(config.hidden_size, epsilon=config.layer_norm_eps, dtype=dtype, rngs=rngs)

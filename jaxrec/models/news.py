@@ -14,15 +14,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrec.models.bert import BertModel
+from jaxrec.sharding import logical
 
 NEG_INF = -1e9
+_default_kernel = nnx.initializers.lecun_normal()  # nnx.Linear's own default
 
 
 class AdditiveAttention(nnx.Module):
     """Pools a masked sequence of vectors with a learned query: softmax(q . tanh(W x + b))."""
 
     def __init__(self, dim: int, hidden: int, *, dtype: Any, rngs: nnx.Rngs) -> None:
-        self.proj = nnx.Linear(dim, hidden, dtype=dtype, rngs=rngs)
+        self.proj = nnx.Linear(
+            dim, hidden, dtype=dtype, kernel_init=logical(_default_kernel, "embed", None), rngs=rngs
+        )
         self.query = nnx.Linear(hidden, 1, use_bias=False, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, mask: jax.Array) -> jax.Array:
