@@ -11,6 +11,8 @@ from pathlib import Path
 
 import ml_collections
 
+from jaxrec import sharding
+
 SAMPLE = str(Path(__file__).resolve().parent.parent / "jaxrec" / "data" / "samples" / "mind")
 
 
@@ -29,6 +31,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.trainable_layers = 1  # -1: whole encoder, k: top k layers, 0: frozen encoder
     # Compute the frozen layers below the top k once per news item, not in every step.
     c.model.cache_frozen_layers = True
+    c.model.dropout = ml_collections.config_dict.placeholder(float)  # None: the checkpoint's
 
     c.data = ml_collections.ConfigDict()
     c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/) in MIND format
@@ -59,6 +62,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.patience = 3  # evaluations without improvement before stopping; 0: never stop
     c.train.save_every = 100  # also saved at every evaluation and at the end
     c.train.keep_checkpoints = 2  # the latest ones; the best by the dev metric is kept apart
+    c.train.micro_batches = 1  # gradient accumulation: batch_size is split into this many
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.shape = (-1, 1, 1)  # (data, fsdp, tensor); one -1 takes the remaining devices
+    c.mesh.rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes (jaxrec/sharding.py)
+    c.mesh.max_replicated_share = 0.5  # with fsdp > 1, more replicated parameters is an error
 
     if arg == "tiny":
         c.model.trainable_layers = 1

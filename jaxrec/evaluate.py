@@ -18,13 +18,20 @@ from flax import nnx
 from jaxrec import metrics
 from jaxrec.data.news_table import NewsTable
 from jaxrec.data.pipeline import ClickLog, padded_batches
+from jaxrec.sharding import Feed
 
 
 class NewsInference:
-    """Jitted inference functions of a NewsRecommender graph, compiled once per shape."""
+    """Jitted inference functions of a NewsRecommender graph, compiled once per shape.
 
-    def __init__(self, graphdef: nnx.GraphDef) -> None:
+    With a `feed` on a mesh, inputs arrive split over the batch axes and outputs come back
+    replicated, so every process reads whole results.
+    """
+
+    def __init__(self, graphdef: nnx.GraphDef, feed: Feed | None = None) -> None:
         self.graphdef = graphdef
+        self.feed = feed or Feed()
+        out = {"out_shardings": self.feed.replicated} if self.feed.mesh is not None else {}
 
         def news(states, tokens):
             return nnx.merge(graphdef, *states).encode_news(tokens)
@@ -39,10 +46,10 @@ class NewsInference:
             model = nnx.merge(graphdef, *states)
             return model.encode_news_from(jnp.take(cache, rows, axis=0), mask, start)
 
-        self.news: Callable = jax.jit(news)
-        self.users: Callable = jax.jit(users)
-        self.lower: Callable = jax.jit(lower, static_argnums=2)
-        self.news_from: Callable = jax.jit(news_from, static_argnums=4)
+        self.news: Callable = jax.jit(news, **out)
+        self.users: Callable = jax.jit(users, **out)
+        self.lower: Callable = jax.jit(lower, static_argnums=2, **out)
+        self.news_from: Callable = jax.jit(news_from, static_argnums=4, **out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +69,7 @@ def lower_cache(
 ) -> LowerCache:
     parts = []
     for batch in padded_batches(table.tokens, batch_size):
-        tokens = {k: batch[k] for k in table.tokens}
+        tokens = fns.feed.put({k: batch[k] for k in table.tokens})
         parts.append(fns.lower(states, tokens, layers)[: int(batch["valid"].sum())])
     return LowerCache(layers, jax.block_until_ready(jnp.concatenate(parts)))
 
@@ -78,18 +85,17 @@ def news_vectors(
     out = []
     if cache is None:
         for batch in padded_batches(table.tokens, batch_size):
-            tokens = {k: batch[k] for k in table.tokens}
-            out.append(np.asarray(fns.news(states, tokens))[batch["valid"]])
+            tokens = fns.feed.put({k: batch[k] for k in table.tokens})
+            out.append(fns.feed.get(fns.news(states, tokens))[batch["valid"]])
     else:
         rows = {
             "rows": np.arange(len(table), dtype=np.int32),
             "attention_mask": table.tokens["attention_mask"],
         }
         for batch in padded_batches(rows, batch_size):
-            vecs = fns.news_from(
-                states, cache.hidden, batch["rows"], batch["attention_mask"], cache.layers
-            )
-            out.append(np.asarray(vecs)[batch["valid"]])
+            put = fns.feed.put({"rows": batch["rows"], "mask": batch["attention_mask"]})
+            vecs = fns.news_from(states, cache.hidden, put["rows"], put["mask"], cache.layers)
+            out.append(fns.feed.get(vecs)[batch["valid"]])
     return np.concatenate(out).astype(np.float32)
 
 
@@ -101,11 +107,12 @@ def user_vectors(
     unique, inverse = np.unique(keys, axis=0, return_inverse=True)
     h = log.history.shape[1]
     arrays = {"history": unique[:, :h], "history_mask": unique[:, h:]}
-    vecs = jax.device_put(news_vecs)
+    vecs = fns.feed.replicate(news_vecs)
     out = []
     for batch in padded_batches(arrays, batch_size):
-        users = fns.users(states, vecs, batch["history"], batch["history_mask"])
-        out.append(np.asarray(users)[batch["valid"]])
+        put = fns.feed.put({k: batch[k] for k in arrays})
+        users = fns.users(states, vecs, put["history"], put["history_mask"])
+        out.append(fns.feed.get(users)[batch["valid"]])
     return np.concatenate(out)[inverse.reshape(-1)]
 
 

@@ -23,6 +23,23 @@ config_flags.DEFINE_config_file(
     lock_config=True,
 )
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and metrics.json are written.")
+flags.DEFINE_bool(
+    "multihost",
+    False,
+    "Join a multi-process run whose settings jax detects itself (TPU VM pod slices, SLURM).",
+)
+flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "HOST:PORT of process 0, for a multi-process run anywhere else (with the next two flags).",
+)
+flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
+flags.DEFINE_integer(
+    "heartbeat_timeout",
+    60,
+    "Seconds without a heartbeat after which the other processes treat one as dead and stop.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -33,8 +50,25 @@ def main(argv: list[str]) -> None:
     tf.config.set_visible_devices([], "GPU")
     from jaxrec import cli, train
 
-    cli.run(
-        argv, lambda: report(train.train_and_evaluate(FLAGS.config, FLAGS.workdir), FLAGS.workdir)
+    def body() -> str:
+        initialize_distributed()
+        return report(train.train_and_evaluate(FLAGS.config, FLAGS.workdir), FLAGS.workdir)
+
+    cli.run(argv, body)
+
+
+def initialize_distributed() -> None:
+    """Joins a multi-process run: detected (--multihost) or from the coordinator flags."""
+    import jax
+
+    explicit = FLAGS.coordinator_address is not None or FLAGS.num_processes is not None
+    if not (explicit or FLAGS.multihost):
+        return  # one process
+    jax.distributed.initialize(
+        coordinator_address=FLAGS.coordinator_address,
+        num_processes=FLAGS.num_processes,
+        process_id=FLAGS.process_id,
+        heartbeat_timeout_seconds=FLAGS.heartbeat_timeout,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,13 +23,14 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxrec import checkpointing, evaluate, metrics, optim, pretrained
+from jaxrec import checkpointing, evaluate, metrics, optim, pretrained, sharding
+from jaxrec.convert import hf
 from jaxrec.data import mind
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import ConfigError
-from jaxrec.models.bert import BertModel
+from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.news import NewsRecommender
 
 log = logging.getLogger(__name__)
@@ -80,36 +82,60 @@ def softmax_loss(scores: jax.Array) -> jax.Array:
     return jnp.mean(jax.nn.logsumexp(scores, axis=-1) - scores[:, 0])
 
 
-def make_train_step(
-    graphdef, tx: optax.GradientTransformation, shardings: dict[str, Any], cached_layers: int = 0
-):
-    """The jitted (trainable, frozen, opt_state, batch, rng, cache) -> (trainable, opt_state,
-    metrics). With `cached_layers` > 0 the news items' bottom layers come from `cache`
-    (an array [news table rows, L, H]); otherwise `cache` is None and BERT runs whole."""
+def news_loss(cached_layers: int):
+    """The news task's loss(model, batch, cache, rngs): softmax over each sample's candidates.
 
-    def scores_fn(model, batch, cache, rngs):
+    With `cached_layers` > 0 the news items' bottom layers come from `cache` (an array
+    [news table rows, L, H]); otherwise `cache` is None and BERT runs whole.
+    """
+
+    def loss(model: NewsRecommender, batch, cache, rngs) -> jax.Array:
         if not cached_layers:
-            return model(batch, deterministic=False, rngs=rngs)
+            return softmax_loss(model(batch, deterministic=False, rngs=rngs))
         news = batch["news"]
         hidden = jnp.take(cache, news["rows"], axis=0)
         vecs = model.encode_news_from(
             hidden, news["attention_mask"], cached_layers, deterministic=False, rngs=rngs
         )
-        return model.score_batch(vecs, batch, deterministic=False, rngs=rngs)
+        return softmax_loss(model.score_batch(vecs, batch, deterministic=False, rngs=rngs))
 
-    def train_step(trainable, frozen, opt_state, batch, rng, cache):
-        def loss_fn(trainable):
+    return loss
+
+
+def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings: dict[str, Any]):
+    """The jitted (trainable, frozen, opt_state, batch, rng, extra) -> (trainable, opt_state,
+    metrics), with the parameters and optimizer state donated.
+
+    A batch stacks m micro-batches [m, ...]; their gradients are averaged before one update,
+    which is the update of the whole batch (micro-batches are equal in size).
+    """
+
+    def train_step(trainable, frozen, opt_state, batch, rng, extra):
+        def loss_fn(trainable, micro, rng):
             model = nnx.merge(graphdef, trainable, frozen)
-            return softmax_loss(scores_fn(model, batch, cache, nnx.Rngs(dropout=rng)))
+            return loss(model, micro, extra, nnx.Rngs(dropout=rng))
 
-        loss, grads = jax.value_and_grad(loss_fn)(trainable)
+        grad_fn = jax.value_and_grad(loss_fn)
+        m = jax.tree.leaves(batch)[0].shape[0]
+        if m == 1:
+            value, grads = grad_fn(trainable, jax.tree.map(lambda x: x[0], batch), rng)
+        else:
+
+            def accumulate(total, xs):
+                micro, i = xs
+                step = grad_fn(trainable, micro, jax.random.fold_in(rng, i))
+                return jax.tree.map(jnp.add, total, step), None
+
+            zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, trainable))
+            total, _ = jax.lax.scan(accumulate, zeros, (batch, jnp.arange(m)))
+            value, grads = jax.tree.map(lambda x: x / m, total)
         updates, opt_state = tx.update(grads, opt_state, trainable)
         trainable = optax.apply_updates(trainable, updates)
         return (
             trainable,
             opt_state,
             {
-                "loss": loss,
+                "loss": value,
                 "grad_norm": optax.tree.norm(grads),
                 "param_norm": optax.tree.norm(trainable),  # non-finite once anything overflowed
             },
@@ -131,13 +157,6 @@ def make_train_step(
     )
 
 
-def batch_shardings(mesh: jax.sharding.Mesh) -> dict[str, Any]:
-    """Every batch array is split along its leading axis over the `data` mesh axis."""
-    rows = NamedSharding(mesh, P("data"))
-    news = {k: rows for k in ("rows", "input_ids", "attention_mask", "token_type_ids")}
-    return {"news": news, "history": rows, "history_mask": rows, "candidates": rows}
-
-
 def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
     """Dev metrics of ranking candidates by their click count in the training impressions."""
     counts = metrics.popularity_scores(
@@ -151,31 +170,82 @@ def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
     return evaluate.ranking_metrics(rows, dev.log.labels)
 
 
+def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
+    """Batch shapes that the mesh can split, checked before anything is read or compiled."""
+    shards = sharding.batch_shards(mesh)
+    batch, micro = int(config.train.batch_size), int(config.train.micro_batches)
+    if micro <= 0 or batch <= 0 or batch % micro or (batch // micro) % shards:
+        raise ConfigError(
+            f"train.batch_size ({batch}) must be a positive multiple of train.micro_batches "
+            f"({micro}) times the {shards} batch shards of mesh {dict(mesh.shape)}"
+        )
+    for key, value in (
+        ("data.news_bucket", config.data.news_bucket),
+        ("train.eval_batch_size", config.train.eval_batch_size),
+    ):
+        if value <= 0 or value % shards:
+            raise ConfigError(
+                f"{key} ({value}) must be a positive multiple of the {shards} batch shards "
+                f"of mesh {dict(mesh.shape)}"
+            )
+
+
+def create_model(
+    config: ml_collections.ConfigDict, bert_config: BertConfig, folder: Path, mesh
+) -> tuple[NewsRecommender, nnx.State]:
+    """The model, created directly into its shardings, with the pretrained encoder weights.
+
+    Random initialization runs jitted with sharded outputs, and each pretrained tensor goes
+    straight from host memory to the devices that hold its parts: no parameter is ever whole
+    on one device.
+    """
+    if config.model.dropout is not None:
+        rate = float(config.model.dropout)
+        bert_config = dataclasses.replace(
+            bert_config, hidden_dropout_prob=rate, attention_probs_dropout_prob=rate
+        )
+    dtype = jnp.dtype(config.model.dtype)
+
+    def create() -> NewsRecommender:
+        bert = BertModel(bert_config, dtype=dtype, rngs=nnx.Rngs(config.seed))
+        return build_model(config, bert)
+
+    graphdef, abstract = nnx.split(nnx.eval_shape(create))
+    shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
+    state = jax.jit(lambda: nnx.state(create()), out_shardings=shardings)()
+    model = nnx.merge(graphdef, state)
+    hf.load_into(model.bert, hf.read_tensors(folder), source=str(folder))
+    log.info(
+        "loaded %s (%d layers, hidden %d)",
+        folder,
+        bert_config.num_hidden_layers,
+        bert_config.hidden_size,
+    )
+    return model, shardings
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
-    start = time.time()
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    mesh = sharding.make_mesh(config.mesh.shape)
+    validate(config, mesh)
+    with sharding.activate(mesh, config.mesh.rules):
+        return _train_and_evaluate(config, Path(workdir), mesh)
 
-    batch_size = int(config.train.batch_size)
-    if (
-        batch_size <= 0
-        or batch_size % jax.device_count()
-        or (config.data.news_bucket % jax.device_count())
-    ):
-        raise ConfigError(
-            f"train.batch_size ({batch_size}) and data.news_bucket ({config.data.news_bucket}) "
-            f"must be positive multiples of the device count {jax.device_count()}"
-        )
+
+def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
+    start = time.time()
+    lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
+    if lead:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 
     # Data: every news item tokenized once; the pipeline moves integers.
     report = mind.ReadReport()
-    bert, bert_config, encoder_source = pretrained.load_bert(
-        config.model.init_from, dtype=jnp.dtype(config.model.dtype), seed=config.seed
-    )
-    save_encoder_files(encoder_source, workdir)
-    tokenizer = TextTokenizer(encoder_source, bert_config.vocab_size)
+    folder = pretrained.resolve(config.model.init_from)
+    bert_config = hf.read_config(folder)
+    if lead:
+        save_encoder_files(folder, workdir)
+    tokenizer = TextTokenizer(folder, bert_config.vocab_size)
     cache_dir = config.data.cache_dir or workdir / "cache"
     train_data = load_split(config.data, "train", tokenizer, cache_dir=cache_dir, report=report)
     dev_data = load_split(config.data, "dev", tokenizer, cache_dir=cache_dir, report=report)
@@ -189,8 +259,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if report.as_dict():
         log.warning("skipped or defaulted while reading: %s", report.as_dict())
 
-    # Model and optimizer: only the configured scope of the encoder is trained.
-    model = build_model(config, bert)
+    # Model and optimizer, placed by the mesh and rule table; only the configured scope of
+    # the encoder is trained.
+    model, _ = create_model(config, bert_config, folder, mesh)
     is_trainable = optim.trainable_filter(
         bert_config.num_hidden_layers, config.model.trainable_layers
     )
@@ -198,23 +269,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     num_steps = int(config.train.num_steps)
     lr = optim.schedule(config.train, num_steps)
     tx = optim.optimizer(config.train, lr, trainable)
+    rules = config.mesh.rules
+    replicated = NamedSharding(mesh, P())
+    shardings = {
+        "trainable": sharding.state_shardings(trainable, mesh, rules),
+        "frozen": sharding.state_shardings(frozen, mesh, rules),
+        "batch": NamedSharding(mesh, P(None, sharding.BATCH_AXES)),
+        "replicated": replicated,
+    }
+    shardings["opt_state"] = optax.tree_map_params(
+        tx,
+        lambda _, s: s,
+        jax.eval_shape(tx.init, trainable),
+        shardings["trainable"],
+        transform_non_params=lambda _: replicated,
+    )
+    opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(trainable)
+    sharding.overview(
+        nnx.merge_state(trainable, frozen),
+        nnx.merge_state(shardings["trainable"], shardings["frozen"]),
+        mesh,
+        config.mesh.max_replicated_share,
+    )
     log.info(
         "parameters: %s trainable of %s", _count(trainable), _count(trainable) + _count(frozen)
     )
 
-    # Placement: parameters replicated, batches split over all devices (data parallelism).
-    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
-    replicated = NamedSharding(mesh, P())
-    trainable = jax.device_put(trainable, replicated)
-    frozen = jax.device_put(frozen, replicated)
-    opt_state = jax.jit(tx.init, out_shardings=replicated)(trainable)
-    shardings = {
-        "trainable": replicated,
-        "frozen": replicated,
-        "opt_state": replicated,
-        "batch": batch_shardings(mesh),
-        "replicated": replicated,
-    }
     # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
     ckpt = checkpointing.manager(
         workdir, metric=config.train.early_stopping_metric, keep=config.train.keep_checkpoints
@@ -235,12 +315,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         model = nnx.merge(graphdef, trainable, frozen)
         nnx.update(model, params)
         _, trainable, frozen = nnx.split(model, is_trainable, ...)
-        trainable, frozen = jax.device_put((trainable, frozen), replicated)
         log.info("resuming from %s/%d", ckpt.directory, step)
 
+    feed = sharding.Feed(mesh)
     cached_layers = frozen_bottom_layers(config.model, bert_config.num_hidden_layers)
-    train_step = make_train_step(graphdef, tx, shardings, cached_layers)
-    infer = evaluate.NewsInference(graphdef)
+    train_step = make_train_step(graphdef, tx, news_loss(cached_layers), shardings)
+    infer = evaluate.NewsInference(graphdef, feed)
     train_cache = dev_cache = None
     if cached_layers:
         tick = time.time()
@@ -251,14 +331,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         dev_cache = evaluate.lower_cache(
             infer, (trainable, frozen), dev_data.table, cached_layers, eval_bs
         )
-        train_cache = dataclasses.replace(
-            train_cache, hidden=jax.device_put(train_cache.hidden, replicated)
-        )
         log.info(
             "frozen layers 0-%d computed once per news item in %.1f s",
             cached_layers - 1,
             time.time() - tick,
         )
+    batch_size = int(config.train.batch_size)
     batches = train_batches(
         train_data.log,
         train_data.table,
@@ -266,9 +344,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         npratio=config.data.npratio,
         seed=config.seed,
         news_bucket=config.data.news_bucket,
+        micro_batches=config.train.micro_batches,
+        block=feed.block,
         start_batch=progress["step"],
     )
-    writer = tf.summary.create_file_writer(str(workdir / "tensorboard"))
+    writer = (
+        tf.summary.create_file_writer(str(workdir / "tensorboard"))
+        if lead
+        else tf.summary.create_noop_writer()
+    )
     metric_name = config.train.early_stopping_metric
     samples_per_epoch = count_train_samples(train_data.log)
     log.info(
@@ -309,7 +393,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     step = progress["step"]
     first = step + 1
     tick, ticked_step = time.time(), progress["step"]
-    preempted = _SignalFlag(signal.SIGTERM)
+    # One process: SIGTERM sets a flag. Many: jax's preemption service catches it and
+    # `reached_preemption` agrees on one step for all processes.
+    preempted = _SignalFlag(signal.SIGTERM, install=jax.process_count() == 1)
+    say = tqdm.write if lead else log.debug
     bar = tqdm(
         range(first, num_steps + 1),
         desc="train",
@@ -317,10 +404,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         dynamic_ncols=True,
         initial=first - 1,
         total=num_steps,
+        disable=not lead,
     )
     try:
         for step in [] if progress["done"] else bar:
-            batch = jax.device_put(next(batches), shardings["batch"])
+            batch = feed.put_local(next(batches), axis=1)
             trainable, opt_state, step_metrics = train_step(
                 trainable,
                 frozen,
@@ -345,7 +433,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             result = None
             if evaluating:
                 result = run_eval(step)
-                tqdm.write(f"step {step}: dev " + _fmt(result))
+                say(f"step {step}: dev " + _fmt(result))
                 if progress["best_value"] is None or result[metric_name] > progress["best_value"]:
                     progress.update(
                         best_value=result[metric_name],
@@ -362,7 +450,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 save(step, result)
             if progress["done"]:
                 if not last:
-                    tqdm.write(
+                    say(
                         f"early stop at step {step}: no better dev {metric_name} in "
                         f"{progress['evals_since_best']} evaluations "
                         f"(best at step {progress['best_step']})"
@@ -386,7 +474,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         "read_report": report.as_dict(),
         "seconds": round(time.time() - start, 1),
     }
-    (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    if lead:
+        (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
@@ -402,12 +491,12 @@ class Preempted(Exception):
 class _SignalFlag:
     """True once `signum` has arrived; the training loop saves at the next step boundary."""
 
-    def __init__(self, signum: int) -> None:
-        self.signum, self.seen = signum, False
-        try:
-            self.previous = signal.signal(signum, self._handle)
-        except ValueError:  # not the main thread: leave signals to the caller
-            self.previous = None
+    def __init__(self, signum: int, install: bool = True) -> None:
+        self.signum, self.seen, self.previous = signum, False, None
+        if install:
+            # Outside the main thread signals stay with the caller.
+            with contextlib.suppress(ValueError):
+                self.previous = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame) -> None:
         self.seen = True

@@ -67,6 +67,6 @@ def test_a_batch_that_does_not_split_over_the_devices_fails_before_any_work(tmp_
         timeout=120,
     )
     assert proc.returncode == 1
-    assert "train.batch_size (6)" in proc.stderr and "device count 8" in proc.stderr
+    assert "train.batch_size (6)" in proc.stderr and "8 batch shards" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "cache").exists()  # nothing was read or tokenized

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from configs import news as news_config
-from jaxrec import evaluate, optim, pretrained, train
+from jaxrec import evaluate, optim, pretrained, sharding, train
 from jaxrec.data import mind
 from jaxrec.data.news_data import load_split
 from jaxrec.data.news_table import build_news_table
@@ -75,8 +75,8 @@ def test_train_samples_hold_one_click_and_k_non_clicks(tiny):
 
 def test_dedup_batch_restores_every_slot(tiny):
     config, _, _, data = tiny
-    batch = next(
-        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    batch = _first(
+        next(train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32))
     )
     u = batch["news"]["input_ids"].shape[0]
     assert u % 32 == 0
@@ -97,8 +97,8 @@ def test_dedup_batch_restores_every_slot(tiny):
 def test_dedup_scores_equal_per_slot_encoding(tiny):
     config, bert, _, data = tiny
     model = NewsRecommender(bert, rngs=nnx.Rngs(0))
-    batch = next(
-        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    batch = _first(
+        next(train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32))
     )
     scores = model(batch)
     # Reference: encode every history and candidate slot on its own, no sharing.
@@ -119,15 +119,26 @@ def test_dedup_scores_equal_per_slot_encoding(tiny):
     np.testing.assert_allclose(scores, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_padded_batches_cover_every_row_once_across_processes():
+def test_padded_batches_cover_every_row_once():
     arrays = {"x": np.arange(23)}
-    seen = []
-    for p in range(3):
-        batches = list(padded_batches(arrays, 4, process_index=p, process_count=3))
-        assert len(batches) == 2  # every process the same number of batches
-        for b in batches:
-            seen += b["x"][b["valid"]].tolist()
-    assert sorted(seen) == list(range(23))
+    batches = list(padded_batches(arrays, 8))
+    assert [len(b["x"]) for b in batches] == [8, 8, 8]
+    seen = np.concatenate([b["x"][b["valid"]] for b in batches])
+    np.testing.assert_array_equal(seen, np.arange(23))
+
+
+def test_process_parts_of_a_batch_cover_it_once(tiny):
+    """Each of 4 processes keeps its part; together they are the single-process batch."""
+    _, _, _, data = tiny
+    kw = dict(batch_size=8, npratio=4, seed=0, news_bucket=32, micro_batches=2)
+    whole = next(train_batches(data.log, data.table, **kw))
+    parts = [next(train_batches(data.log, data.table, block=(p, p + 1, 4), **kw)) for p in range(4)]
+    for key in ("history", "history_mask", "candidates"):
+        joined = np.concatenate([p[key] for p in parts], axis=1)
+        np.testing.assert_array_equal(joined, whole[key])
+    for key in whole["news"]:
+        joined = np.concatenate([p["news"][key] for p in parts], axis=1)
+        np.testing.assert_array_equal(joined, whole["news"][key])
 
 
 def test_trainable_scope_top_k_layers():
@@ -175,16 +186,16 @@ def test_one_train_step_updates_only_the_trainable_scope(tiny):
     config.train.warmup_steps = 0  # warm-up starts at 0: the first update would be zero
     lr = optim.schedule(config.train, 10)
     tx = optim.optimizer(config.train, lr, trainable)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+    mesh = sharding.make_mesh((-1, 1, 1))
     rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     shardings = {
         "trainable": rep,
         "frozen": rep,
         "opt_state": rep,
         "replicated": rep,
-        "batch": train.batch_shardings(mesh),
+        "batch": jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, "data")),
     }
-    step = train.make_train_step(graphdef, tx, shardings)
+    step = train.make_train_step(graphdef, tx, train.news_loss(0), shardings)
     batch = next(
         train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
     )
@@ -257,8 +268,8 @@ def test_frozen_layer_cache_gives_the_same_vectors_and_step(tiny):
     np.testing.assert_allclose(cached, direct, atol=1e-5)
 
     # The train step from the cache: same loss as running the frozen layer, in inference mode.
-    batch = next(
-        train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
+    batch = _first(
+        next(train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32))
     )
     model = nnx.merge(graphdef, params, rest)
     full = model.score_batch(model.encode_news(batch["news"]), batch)
@@ -351,3 +362,8 @@ def test_a_short_run_on_the_bundled_sample_learns(tmp_path):
     assert results["dev"]["num_impressions"] == 1000
     assert results["dev"]["auc"] > 0.62, results
     assert results["dev"]["auc"] > results["popularity_baseline"]["auc"] + 0.05, results
+
+
+def _first(batch):
+    """The first micro-batch of a stacked training batch."""
+    return jax.tree.map(lambda x: x[0], batch)

@@ -3,8 +3,8 @@
 A training sample is one clicked candidate and K non-clicked candidates of the same
 impression (the positive first; the model is order-blind) plus the user's last `history_len`
 clicks. Samples are drawn per epoch with numpy from `seed + epoch`, so epoch e is the same
-on every process and every run; each process then keeps its own shard. After batching, the
-news indices of the batch are deduplicated so the step encodes each news item once.
+on every process and every run. After batching, the news indices of the batch are
+deduplicated so the step encodes each news item once; each process then keeps its own part.
 """
 
 from __future__ import annotations
@@ -94,19 +94,26 @@ def train_batches(
     npratio: int,
     seed: int,
     news_bucket: int,
-    process_index: int = 0,
-    process_count: int = 1,
+    micro_batches: int = 1,
+    block: tuple[int, int, int] = (0, 1, 1),
     start_batch: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Endless per-process batches of `batch_size // process_count` samples (drop_remainder).
+    """Endless training batches, each `micro_batches` stacked micro-batches [m, ...].
 
-    Each batch carries `news`: the distinct news items' table rows [U] and tokens [U, L], with
-    U padded up to a multiple of `news_bucket` (a few static shapes, so a few compilations),
-    and `history`, `candidates` as indices into them.
+    A micro-batch holds `batch_size // micro_batches` samples and `news`: its distinct news
+    items' table rows [U] and tokens [U, L], with U padded up to a multiple of `news_bucket` (a
+    few static shapes, so a few compilations); `history` and `candidates` index into them.
+
+    Every process computes the same global layout from integers; `block` = (lo, hi, n) keeps
+    parts lo..hi-1 of n of every micro-batch's samples and news rows (indices stay global),
+    and only those rows' tokens are gathered.
     """
-    if batch_size % process_count:
-        raise ValueError(f"batch_size {batch_size} is not divisible by {process_count} processes")
-    local = batch_size // process_count
+    micro = batch_size // micro_batches
+    if batch_size % micro_batches or micro % block[2] or news_bucket % block[2]:
+        raise ValueError(
+            f"batch_size {batch_size} must split into {micro_batches} micro-batches and each "
+            f"micro-batch and news_bucket {news_bucket} into {block[2]} parts"
+        )
     per_epoch = count_train_samples(log) // batch_size
     if not per_epoch:
         raise ValueError(f"fewer training samples than one batch of {batch_size}")
@@ -116,47 +123,57 @@ def train_batches(
     epoch, skip = divmod(start_batch, per_epoch)
     while True:
         samples = train_samples(log, npratio, seed + epoch)
-        # Every process keeps the same number of whole batches.
         samples = {k: v[: per_epoch * batch_size] for k, v in samples.items()}
-        ds = tf.data.Dataset.from_tensor_slices(samples)
-        ds = ds.shard(process_count, process_index).batch(local, drop_remainder=True).skip(skip)
-        ds = ds.map(lambda b: _dedup_news(b, tokens, news_bucket), num_parallel_calls=2)
+        ds = tf.data.Dataset.from_tensor_slices(samples).batch(micro).skip(skip * micro_batches)
+        ds = ds.map(lambda b: _dedup_news(b, news_bucket), num_parallel_calls=2)
+        # Micro-batches of one step share a shape: their news rows pad with row 0 (empty).
+        ds = ds.padded_batch(micro_batches)
+        ds = ds.map(lambda b: _local_part(b, tokens, block), num_parallel_calls=2)
         yield from ds.prefetch(2).as_numpy_iterator()
         epoch, skip = epoch + 1, 0
 
 
-def _dedup_news(batch, tokens, bucket: int):
+def _dedup_news(batch, bucket: int):
     """Replaces news rows by indices into the batch's distinct news items."""
     hist, cands = batch["history"], batch["candidates"]
     flat = tf.concat([tf.reshape(hist, [-1]), tf.reshape(cands, [-1])], axis=0)
     unique, local = tf.unique(flat)
     n = tf.shape(unique)[0]
-    padded = tf.concat([unique, tf.zeros([(-n) % bucket], unique.dtype)], axis=0)
     split = tf.size(hist)
     return {
-        "news": {"rows": padded} | {k: tf.gather(v, padded) for k, v in tokens.items()},
+        "rows": tf.concat([unique, tf.zeros([(-n) % bucket], unique.dtype)], axis=0),
         "history": tf.reshape(local[:split], tf.shape(hist)),
         "history_mask": batch["history_mask"],
         "candidates": tf.reshape(local[split:], tf.shape(cands)),
     }
 
 
+def _local_part(batch, tokens, block: tuple[int, int, int]):
+    """This process's rows (axis 1) of stacked micro-batches, with their news tokens."""
+    lo, hi, n = block
+
+    def part(x):
+        size = tf.shape(x)[1] // n
+        return x[:, lo * size : hi * size]
+
+    rows = part(batch["rows"])
+    news = {"rows": rows} | {k: tf.gather(v, rows) for k, v in tokens.items()}
+    return {"news": news} | {k: part(batch[k]) for k in ("history", "history_mask", "candidates")}
+
+
 def padded_batches(
-    arrays: dict[str, np.ndarray],
-    batch_size: int,
-    *,
-    process_index: int = 0,
-    process_count: int = 1,
+    arrays: dict[str, np.ndarray], batch_size: int
 ) -> Iterator[dict[str, np.ndarray]]:
     """Every row exactly once, in fixed-size batches with a `valid` mask.
 
-    Rows are padded (with copies of row 0, marked invalid) to a multiple of
-    `batch_size * process_count`, so every process runs the same number of batches.
+    Rows are padded (with copies of row 0, marked invalid) to a multiple of `batch_size`. These
+    are global batches: with many processes each feeds its part of every batch to its devices
+    (`sharding.Feed`), so every process runs the same number of batches.
     """
     n = len(next(iter(arrays.values())))
-    total = -(-max(n, 1) // (batch_size * process_count)) * batch_size * process_count
+    total = -(-max(n, 1) // batch_size) * batch_size
     pad = total - n
     padded = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in arrays.items()}
     padded["valid"] = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
-    ds = tf.data.Dataset.from_tensor_slices(padded).shard(process_count, process_index)
-    yield from ds.batch(batch_size, drop_remainder=True).prefetch(2).as_numpy_iterator()
+    for start in range(0, total, batch_size):
+        yield {k: v[start : start + batch_size] for k, v in padded.items()}
