@@ -19,13 +19,14 @@ import jax  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from configs import news as news_config  # noqa: E402
-from jaxrec import checkpointing, optim, pretrained, train  # noqa: E402
+from jaxrec import checkpointing, optim, pretrained  # noqa: E402
+from jaxrec.tasks.news import build_model  # noqa: E402
 
 
 def main(repeats: int = 5) -> None:
     config = news_config.get_config()
     bert, _, _ = pretrained.load_bert(config.model.init_from)
-    _, params, _ = nnx.split(train.build_model(config, bert), nnx.Param, ...)
+    _, params, _ = nnx.split(build_model(config, bert), nnx.Param, ...)
     tx = optim.optimizer(config.train, optim.schedule(config.train, 100), params)
     opt_state = tx.init(params)
     mngr = checkpointing.manager(tempfile.mkdtemp(), keep=2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import ml_collections
 
-from jaxrec import sharding
+from configs import common
 
 SAMPLE = str(Path(__file__).resolve().parent.parent / "jaxrec" / "data" / "samples" / "mind")
 
@@ -21,17 +21,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task = "news"
     c.seed = 0
 
-    c.model = ml_collections.ConfigDict()
-    c.model.init_from = "minilm"  # an HF BERT folder, or the packaged MiniLM-L6-H384
-    c.model.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+    c.model = common.encoder_fields()
+    c.model.trainable_layers = 1  # -1: whole encoder, k: top k layers, 0: frozen encoder
     c.model.pooling = "attention"  # news vector: attention | cls
     c.model.user_encoder = "attention"  # attention (PLM-NR) | mhsa (NRMS-style)
     c.model.attention_hidden = 200
     c.model.user_heads = 8
-    c.model.trainable_layers = 1  # -1: whole encoder, k: top k layers, 0: frozen encoder
     # Compute the frozen layers below the top k once per news item, not in every step.
     c.model.cache_frozen_layers = True
-    c.model.dropout = ml_collections.config_dict.placeholder(float)  # None: the checkpoint's
 
     c.data = ml_collections.ConfigDict()
     c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/) in MIND format
@@ -44,30 +41,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.unknown_news = "empty"  # IDs missing from news.tsv: empty | error
     c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
 
-    c.train = ml_collections.ConfigDict()
-    c.train.batch_size = 32
-    c.train.num_steps = 200
-    c.train.learning_rate = 1e-4
-    c.train.warmup_steps = 20
-    c.train.schedule = "linear"  # linear | cosine | constant
-    c.train.weight_decay = 0.01
-    c.train.b1 = 0.9
-    c.train.b2 = 0.999
-    c.train.eps = 1e-8
-    c.train.grad_clip = 1.0
-    c.train.log_every = 20
-    c.train.eval_every = 100
-    c.train.eval_batch_size = 256
+    c.train = common.train_fields()
     c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10
-    c.train.patience = 3  # evaluations without improvement before stopping; 0: never stop
-    c.train.save_every = 100  # also saved at every evaluation and at the end
-    c.train.keep_checkpoints = 2  # the latest ones; the best by the dev metric is kept apart
-    c.train.micro_batches = 1  # gradient accumulation: batch_size is split into this many
-
-    c.mesh = ml_collections.ConfigDict()
-    c.mesh.shape = (-1, 1, 1)  # (data, fsdp, tensor); one -1 takes the remaining devices
-    c.mesh.rules = sharding.DEFAULT_RULES  # logical axis -> mesh axes (jaxrec/sharding.py)
-    c.mesh.max_replicated_share = 0.5  # with fsdp > 1, more replicated parameters is an error
+    c.mesh = common.mesh_fields()
 
     if arg == "tiny":
         c.model.trainable_layers = 1

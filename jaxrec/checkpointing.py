@@ -28,14 +28,20 @@ log = logging.getLogger(__name__)
 
 
 def manager(
-    workdir: str | Path, *, metric: str | None = None, keep: int = 2, read_only: bool = False
+    workdir: str | Path,
+    *,
+    metric: str | None = None,
+    higher_is_better: bool = True,
+    keep: int = 2,
+    read_only: bool = False,
 ) -> ocp.CheckpointManager:
     """Checkpoints under `workdir/checkpoints`: the latest `keep`, and the best by dev `metric`."""
     keep_policies = [policies.LatestN(keep)]
+    sign = 1.0 if higher_is_better else -1.0  # BestN keeps the largest
     if metric:
         keep_policies.append(
             policies.BestN(
-                get_metric_fn=lambda m: float(m[metric]),
+                get_metric_fn=lambda m: sign * float(m[metric]),
                 n=1,
                 keep_checkpoints_without_metrics=False,
             )

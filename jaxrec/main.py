@@ -85,18 +85,16 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def report(results: dict, workdir: str) -> str:
     """The human-readable summary printed at the end of a run."""
-    names = ("auc", "mrr", "ndcg@5", "ndcg@10")
+    dev, baseline = results["dev"], results["baseline"]
+    names = [k for k in dev if not k.startswith("num_")]
+    counts = ", ".join(f"{k[4:]}: {v}" for k, v in dev.items() if k.startswith("num_"))
     rows = [f"{'':22s}" + "".join(f"{n:>10s}" for n in names)]
-    for label, key in (
-        ("jaxrec (best dev)", "dev"),
-        ("popularity baseline", "popularity_baseline"),
-    ):
-        rows.append(f"{label:22s}" + "".join(f"{results[key][n]:10.4f}" for n in names))
+    for label, values in (("jaxrec (best dev)", dev), (results["baseline_name"], baseline)):
+        rows.append(f"{label:22s}" + "".join(f"{values[n]:10.4f}" for n in names))
     return "\n".join(
         [
             "",
-            f"dev impressions: {results['dev']['num_impressions']}, "
-            f"best step {results['best_step']}"
+            f"evaluated {counts}; best step {results['best_step']}"
             f" of {results['last_step']}, {results['seconds']:.0f} s",
             *rows,
             f"skipped or defaulted while reading: {json.dumps(results['read_report'])}",

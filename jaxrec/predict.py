@@ -1,9 +1,14 @@
-"""Rank every impression of a MIND split with a trained model, in the leaderboard format.
+"""Predict with a trained workdir.
 
-  python -m jaxrec.predict --workdir=DIR --split=dev --output=prediction.txt [--data_dir=MIND]
+  python -m jaxrec.predict --workdir=DIR --output=FILE [--split=dev] [--data_dir=MIND]
 
-One line per impression in behaviors.tsv order: `ImpressionID [r1,r2,...]`, the rank of
-each candidate in its listed order (1 = highest score; equal scores rank in listed order).
+News: every impression of a MIND split, in the leaderboard format: one line per impression in
+behaviors.tsv order, `ImpressionID [r1,r2,...]`, the rank of each candidate in its listed
+order (1 = highest score; equal scores rank in listed order).
+
+Pair configs (ratings, clicks, labels): one line per interaction of the config's test file,
+in its order: `user_id<TAB>item_id<TAB>prediction`, the prediction being the rating, the
+click probability, or `label:probability` pairs joined by commas.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
     from jaxrec.trained import load_trained
 
     config, tokenizer, fns, states, step = load_trained(workdir, step)
+    if config.task == "pair":
+        return predict_pairs(fns, states, output, step)
     report = mind.ReadReport()
     data = load_split(
         config.data,
@@ -74,12 +81,32 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
     return len(scores)
 
 
+def predict_pairs(task, states, output, step: int) -> int:
+    """Writes one line per test interaction; returns how many."""
+    pred = task.predictions(states)
+    data = task.data
+    if data.task == "multilabel":
+        values = [
+            ",".join(f"{name}:{p:.6f}" for name, p in zip(data.label_names, row, strict=True))
+            for row in pred
+        ]
+    else:
+        values = [f"{p:.6f}" for p in pred[:, 0]]
+    tmp = Path(f"{output}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for user, item, value in zip(data.test.users, data.test.items, values, strict=True):
+            f.write(f"{user}\t{item}\t{value}\n")
+    os.replace(tmp, output)
+    log.info("wrote %d predictions from checkpoint step %d to %s", len(values), step, output)
+    return len(values)
+
+
 def main(argv: list[str]) -> None:
     def body() -> str:
         n = predict(
             FLAGS.workdir, FLAGS.split, FLAGS.output, FLAGS.data_dir, FLAGS.step, FLAGS.batch_size
         )
-        return f"{n} impressions ranked -> {FLAGS.output}"
+        return f"{n} predictions -> {FLAGS.output}"
 
     cli.run(argv, body)
 

@@ -173,6 +173,8 @@ class Feed:
         self.mesh = mesh
         self.block = process_block(mesh) if mesh is not None else (0, 1, 1)
         self.replicated = NamedSharding(mesh, P()) if mesh is not None else None
+        lo, hi, n = self.block
+        self.scale = n // (hi - lo)  # global batch rows per local row
 
     def put(self, batch: Any, axis: int = 0) -> Any:
         if self.mesh is None:

@@ -1,4 +1,11 @@
-"""train_and_evaluate(config, workdir): fine-tune the news recommender, evaluate, keep the best."""
+"""train_and_evaluate(config, workdir): fine-tune a recommender on a device mesh, keep the best.
+
+The loop is the same for every task (`config.task`: news, or rating/click/multi-label pairs);
+a task object (jaxrec/tasks/) brings the data, the model, the loss, the batches and the
+evaluation. Reading top to bottom: mesh and checks, data, model created into its shardings,
+optimizer, resume, then steps with logging, evaluation, early stopping, checkpoints and
+preemption.
+"""
 
 from __future__ import annotations
 
@@ -23,15 +30,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxrec import checkpointing, evaluate, metrics, optim, pretrained, sharding
+from jaxrec import checkpointing, flops, optim, pretrained, sharding
 from jaxrec.convert import hf
-from jaxrec.data import mind
-from jaxrec.data.news_data import NewsSplit, load_split
-from jaxrec.data.pipeline import count_train_samples, train_batches
+from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertConfig, BertModel
-from jaxrec.models.news import NewsRecommender
+from jaxrec.tasks import get_task
 
 log = logging.getLogger(__name__)
 ENCODER_DIR = "encoder"  # the workdir's copy of the encoder's config and tokenizer
@@ -41,18 +46,6 @@ TOKENIZER_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
 )
-
-
-def build_model(config: ml_collections.ConfigDict, bert: BertModel) -> NewsRecommender:
-    return NewsRecommender(
-        bert,
-        pooling=config.model.pooling,
-        user_encoder=config.model.user_encoder,
-        attention_hidden=config.model.attention_hidden,
-        user_heads=config.model.user_heads,
-        dtype=jnp.dtype(config.model.dtype),
-        rngs=nnx.Rngs(config.seed),
-    )
 
 
 def save_encoder_files(source: Path, workdir: Path) -> Path:
@@ -65,49 +58,13 @@ def save_encoder_files(source: Path, workdir: Path) -> Path:
     return target
 
 
-def frozen_bottom_layers(model: ml_collections.ConfigDict, num_layers: int) -> int:
-    """How many bottom encoder layers are frozen and cached (0: none, or caching is off).
-
-    Frozen layers run in inference mode (no dropout) when cached; that is the only difference
-    from running them in every step, and it saves all of their compute after the first pass.
-    """
-    k = model.trainable_layers
-    if not model.cache_frozen_layers or k < 0 or k >= num_layers:
-        return 0
-    return num_layers - k
-
-
-def softmax_loss(scores: jax.Array) -> jax.Array:
-    """Cross-entropy of the clicked candidate (column 0) against its K non-clicked ones."""
-    return jnp.mean(jax.nn.logsumexp(scores, axis=-1) - scores[:, 0])
-
-
-def news_loss(cached_layers: int):
-    """The news task's loss(model, batch, cache, rngs): softmax over each sample's candidates.
-
-    With `cached_layers` > 0 the news items' bottom layers come from `cache` (an array
-    [news table rows, L, H]); otherwise `cache` is None and BERT runs whole.
-    """
-
-    def loss(model: NewsRecommender, batch, cache, rngs) -> jax.Array:
-        if not cached_layers:
-            return softmax_loss(model(batch, deterministic=False, rngs=rngs))
-        news = batch["news"]
-        hidden = jnp.take(cache, news["rows"], axis=0)
-        vecs = model.encode_news_from(
-            hidden, news["attention_mask"], cached_layers, deterministic=False, rngs=rngs
-        )
-        return softmax_loss(model.score_batch(vecs, batch, deterministic=False, rngs=rngs))
-
-    return loss
-
-
 def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings: dict[str, Any]):
     """The jitted (trainable, frozen, opt_state, batch, rng, extra) -> (trainable, opt_state,
     metrics), with the parameters and optimizer state donated.
 
-    A batch stacks m micro-batches [m, ...]; their gradients are averaged before one update,
-    which is the update of the whole batch (micro-batches are equal in size).
+    `loss(model, micro_batch, extra, rngs)` is the task's. A batch stacks m micro-batches
+    [m, ...]; their gradients are averaged before one update, which is the update of the
+    whole batch (micro-batches are equal in size).
     """
 
     def train_step(trainable, frozen, opt_state, batch, rng, extra):
@@ -157,20 +114,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings:
     )
 
 
-def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
-    """Dev metrics of ranking candidates by their click count in the training impressions."""
-    counts = metrics.popularity_scores(
-        (c, y)
-        for imp in train.split.impressions
-        for c, y in zip(imp.candidates, imp.labels, strict=True)
-    )
-    ids = [imp.candidates for imp in dev.split.impressions]
-    scores = metrics.score_by_popularity(ids, counts)
-    rows = [scores[i, : len(c)] for i, c in enumerate(ids)]
-    return evaluate.ranking_metrics(rows, dev.log.labels)
-
-
-def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None:
+def validate(config: ml_collections.ConfigDict, mesh, sharded_sizes: tuple[str, ...]) -> None:
     """Batch shapes that the mesh can split, checked before anything is read or compiled."""
     shards = sharding.batch_shards(mesh)
     batch, micro = int(config.train.batch_size), int(config.train.micro_batches)
@@ -179,10 +123,9 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
             f"train.batch_size ({batch}) must be a positive multiple of train.micro_batches "
             f"({micro}) times the {shards} batch shards of mesh {dict(mesh.shape)}"
         )
-    for key, value in (
-        ("data.news_bucket", config.data.news_bucket),
-        ("train.eval_batch_size", config.train.eval_batch_size),
-    ):
+    for key in sharded_sizes:
+        section, name = key.split(".")
+        value = config[section][name]
         if value <= 0 or value % shards:
             raise ConfigError(
                 f"{key} ({value}) must be a positive multiple of the {shards} batch shards "
@@ -191,9 +134,10 @@ def validate(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> None
 
 
 def create_model(
-    config: ml_collections.ConfigDict, bert_config: BertConfig, folder: Path, mesh
-) -> tuple[NewsRecommender, nnx.State]:
-    """The model, created directly into its shardings, with the pretrained encoder weights.
+    config: ml_collections.ConfigDict, bert_config: BertConfig, folder: Path, mesh, build
+) -> nnx.Module:
+    """The task's model (`build(bert)`), created directly into its shardings, with the
+    pretrained encoder weights.
 
     Random initialization runs jitted with sharded outputs, and each pretrained tensor goes
     straight from host memory to the devices that hold its parts: no parameter is ever whole
@@ -206,9 +150,8 @@ def create_model(
         )
     dtype = jnp.dtype(config.model.dtype)
 
-    def create() -> NewsRecommender:
-        bert = BertModel(bert_config, dtype=dtype, rngs=nnx.Rngs(config.seed))
-        return build_model(config, bert)
+    def create() -> nnx.Module:
+        return build(BertModel(bert_config, dtype=dtype, rngs=nnx.Rngs(config.seed)))
 
     graphdef, abstract = nnx.split(nnx.eval_shape(create))
     shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)
@@ -221,52 +164,11 @@ def create_model(
         bert_config.num_hidden_layers,
         bert_config.hidden_size,
     )
-    return model, shardings
+    return model
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
-    mesh = sharding.make_mesh(config.mesh.shape)
-    validate(config, mesh)
-    with sharding.activate(mesh, config.mesh.rules):
-        return _train_and_evaluate(config, Path(workdir), mesh)
-
-
-def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
-    start = time.time()
-    lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
-    if lead:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
-
-    # Data: every news item tokenized once; the pipeline moves integers.
-    report = mind.ReadReport()
-    folder = pretrained.resolve(config.model.init_from)
-    bert_config = hf.read_config(folder)
-    if lead:
-        save_encoder_files(folder, workdir)
-    tokenizer = TextTokenizer(folder, bert_config.vocab_size)
-    cache_dir = config.data.cache_dir or workdir / "cache"
-    train_data = load_split(config.data, "train", tokenizer, cache_dir=cache_dir, report=report)
-    dev_data = load_split(config.data, "dev", tokenizer, cache_dir=cache_dir, report=report)
-    log.info(
-        "train: %d impressions, %d news; dev: %d impressions, %d news",
-        len(train_data.log),
-        len(train_data.table) - 1,
-        len(dev_data.log),
-        len(dev_data.table) - 1,
-    )
-    if report.as_dict():
-        log.warning("skipped or defaulted while reading: %s", report.as_dict())
-
-    # Model and optimizer, placed by the mesh and rule table; only the configured scope of
-    # the encoder is trained.
-    model, _ = create_model(config, bert_config, folder, mesh)
-    is_trainable = optim.trainable_filter(
-        bert_config.num_hidden_layers, config.model.trainable_layers
-    )
-    graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
-    num_steps = int(config.train.num_steps)
+def place_optimizer(config, trainable: nnx.State, frozen: nnx.State, mesh, num_steps: int):
+    """(tx, lr, opt_state, shardings): AdamW whose state lives where its parameters do."""
     lr = optim.schedule(config.train, num_steps)
     tx = optim.optimizer(config.train, lr, trainable)
     rules = config.mesh.rules
@@ -285,6 +187,49 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
         transform_non_params=lambda _: replicated,
     )
     opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(trainable)
+    return tx, lr, opt_state, shardings
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
+    mesh = sharding.make_mesh(config.mesh.shape)
+    task_type = get_task(config.task)
+    validate(config, mesh, task_type.SHARDED_SIZES)
+    with sharding.activate(mesh, config.mesh.rules):
+        return _train_and_evaluate(config, Path(workdir), mesh, task_type)
+
+
+def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any]:
+    start = time.time()
+    lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
+    if lead:
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+
+    # Data: every text tokenized once; the pipeline moves integers.
+    folder = pretrained.resolve(config.model.init_from)
+    bert_config = hf.read_config(folder)
+    if lead:
+        save_encoder_files(folder, workdir)
+    report = ReadReport()
+    feed = sharding.Feed(mesh)
+    task = task_type(
+        config,
+        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
+        cache_dir=config.data.cache_dir or workdir / "cache",
+        feed=feed,
+        report=report,
+    )
+    if report.as_dict():
+        log.warning("skipped or defaulted while reading: %s", report.as_dict())
+
+    # Model and optimizer, placed by the mesh and rule table; only the configured scope
+    # of the encoder is trained.
+    model = create_model(config, bert_config, folder, mesh, task.build)
+    is_trainable = task.trainable_filter(bert_config.num_hidden_layers)
+    graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
+    num_steps = int(config.train.num_steps)
+    tx, lr, opt_state, shardings = place_optimizer(config, trainable, frozen, mesh, num_steps)
     sharding.overview(
         nnx.merge_state(trainable, frozen),
         nnx.merge_state(shardings["trainable"], shardings["frozen"]),
@@ -296,8 +241,14 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
     )
 
     # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
+    metric_name = config.train.early_stopping_metric
+    if metric_name not in task.metric_names:
+        raise ConfigError(
+            f"train.early_stopping_metric {metric_name!r} is not one of {task.metric_names}"
+        )
+    higher = task.higher_is_better(metric_name)
     ckpt = checkpointing.manager(
-        workdir, metric=config.train.early_stopping_metric, keep=config.train.keep_checkpoints
+        workdir, metric=metric_name, higher_is_better=higher, keep=config.train.keep_checkpoints
     )
     progress = {
         "step": 0,
@@ -317,64 +268,30 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
         _, trainable, frozen = nnx.split(model, is_trainable, ...)
         log.info("resuming from %s/%d", ckpt.directory, step)
 
-    feed = sharding.Feed(mesh)
-    cached_layers = frozen_bottom_layers(config.model, bert_config.num_hidden_layers)
-    train_step = make_train_step(graphdef, tx, news_loss(cached_layers), shardings)
-    infer = evaluate.NewsInference(graphdef, feed)
-    train_cache = dev_cache = None
-    if cached_layers:
-        tick = time.time()
-        eval_bs = config.train.eval_batch_size
-        train_cache = evaluate.lower_cache(
-            infer, (trainable, frozen), train_data.table, cached_layers, eval_bs
-        )
-        dev_cache = evaluate.lower_cache(
-            infer, (trainable, frozen), dev_data.table, cached_layers, eval_bs
-        )
-        log.info(
-            "frozen layers 0-%d computed once per news item in %.1f s",
-            cached_layers - 1,
-            time.time() - tick,
-        )
-    batch_size = int(config.train.batch_size)
-    batches = train_batches(
-        train_data.log,
-        train_data.table,
-        batch_size=batch_size,
-        npratio=config.data.npratio,
-        seed=config.seed,
-        news_bucket=config.data.news_bucket,
-        micro_batches=config.train.micro_batches,
-        block=feed.block,
-        start_batch=progress["step"],
-    )
+    task.start(graphdef, (trainable, frozen))
+    train_step = make_train_step(graphdef, tx, task.loss, shardings)
+    batches = task.batches(progress["step"])
     writer = (
         tf.summary.create_file_writer(str(workdir / "tensorboard"))
         if lead
         else tf.summary.create_noop_writer()
     )
-    metric_name = config.train.early_stopping_metric
-    samples_per_epoch = count_train_samples(train_data.log)
+    batch_size = int(config.train.batch_size)
     log.info(
         "%d training samples per epoch; %d steps of %d (%.2f epochs)",
-        samples_per_epoch,
+        task.samples_per_epoch,
         num_steps,
         batch_size,
-        num_steps * batch_size / max(samples_per_epoch, 1),
+        num_steps * batch_size / max(task.samples_per_epoch, 1),
     )
 
+    def better(value: float, best: float) -> bool:
+        return value > best if higher else value < best
+
     def run_eval(step: int) -> dict[str, float]:
-        scores = evaluate.score_split(
-            infer,
-            (trainable, frozen),
-            dev_data.table,
-            dev_data.log,
-            config.train.eval_batch_size,
-            dev_cache,
-        )
-        result = evaluate.ranking_metrics(scores, dev_data.log.labels)
+        result = task.evaluate((trainable, frozen))
         with writer.as_default(step=step):
-            for k in metrics.METRIC_NAMES:
+            for k in task.metric_names:
                 tf.summary.scalar(f"eval/{k}", result[k])
         return result
 
@@ -385,14 +302,15 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
             params=nnx.merge_state(trainable, frozen).filter(nnx.Param),
             opt_state=opt_state,
             progress=dict(progress, step=step),
-            metrics={k: result[k] for k in metrics.METRIC_NAMES} if result else None,
+            metrics={k: result[k] for k in task.metric_names} if result else None,
         )
 
     rng = jax.random.key(config.seed)
     pending: list[tuple[int, dict]] = []
     step = progress["step"]
     first = step + 1
-    tick, ticked_step = time.time(), progress["step"]
+    tick, ticked_step, interval_flops = time.time(), progress["step"], 0.0
+    peak = flops.device_peak()  # None on CPUs: throughput only
     # One process: SIGTERM sets a flag. Many: jax's preemption service catches it and
     # `reached_preemption` agrees on one step for all processes.
     preempted = _SignalFlag(signal.SIGTERM, install=jax.process_count() == 1)
@@ -408,23 +326,30 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
     )
     try:
         for step in [] if progress["done"] else bar:
-            batch = feed.put_local(next(batches), axis=1)
+            local = next(batches)
+            interval_flops += task.step_flops(local)
+            batch = feed.put_local(local, axis=1)
             trainable, opt_state, step_metrics = train_step(
-                trainable,
-                frozen,
-                opt_state,
-                batch,
-                jax.random.fold_in(rng, step),
-                train_cache.hidden if train_cache else None,
+                trainable, frozen, opt_state, batch, jax.random.fold_in(rng, step), task.extra
             )
             pending.append((step, step_metrics))
             last = step == num_steps
             if step % config.train.log_every == 0 or last:
-                rate = (step - ticked_step) * batch_size / (time.time() - tick)
-                tick, ticked_step = time.time(), step
-                loss = _log_train(writer, pending, lr, rate)
+                elapsed = time.time() - tick
+                speed = {
+                    "samples_per_second": (step - ticked_step) * batch_size / elapsed,
+                    "tflops_per_second": interval_flops / elapsed / 1e12,
+                }
+                if peak:
+                    speed["mfu"] = interval_flops / elapsed / (peak * jax.device_count())
+                tick, ticked_step, interval_flops = time.time(), step, 0.0
+                loss = _log_train(writer, pending, lr, speed)
                 pending = []
-                bar.set_postfix(loss=f"{loss:.4f}", samples_s=f"{rate:.1f}")
+                bar.set_postfix(
+                    loss=f"{loss:.4f}",
+                    samples_s=f"{speed['samples_per_second']:.1f}",
+                    **({"mfu": f"{speed['mfu']:.1%}"} if peak else {}),
+                )
             evaluating = step % config.train.eval_every == 0 or last
             stopping = bool(preempted) or ckpt.reached_preemption(step)
             saving = evaluating or stopping or step % config.train.save_every == 0
@@ -433,8 +358,10 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
             result = None
             if evaluating:
                 result = run_eval(step)
-                say(f"step {step}: dev " + _fmt(result))
-                if progress["best_value"] is None or result[metric_name] > progress["best_value"]:
+                say(f"step {step}: dev " + _fmt(result, task.metric_names))
+                if progress["best_value"] is None or better(
+                    result[metric_name], progress["best_value"]
+                ):
                     progress.update(
                         best_value=result[metric_name],
                         best_step=step,
@@ -470,7 +397,7 @@ def _train_and_evaluate(config, workdir: Path, mesh) -> dict[str, Any]:
         "dev": progress["best_metrics"],
         "best_step": progress["best_step"],
         "last_step": step,
-        "popularity_baseline": popularity_baseline(train_data, dev_data),
+        **task.summary(),
         "read_report": report.as_dict(),
         "seconds": round(time.time() - start, 1),
     }
@@ -521,7 +448,7 @@ def _assert_finite(pending) -> list[dict]:
     return fetched
 
 
-def _log_train(writer, pending, lr, rate: float) -> float:
+def _log_train(writer, pending, lr, speed: dict[str, float]) -> float:
     """Checks and writes the buffered step metrics; returns the last loss."""
     fetched = _assert_finite(pending)
     with writer.as_default():
@@ -529,7 +456,8 @@ def _log_train(writer, pending, lr, rate: float) -> float:
             tf.summary.scalar("train/loss", m["loss"], step=step)
             tf.summary.scalar("train/grad_norm", m["grad_norm"], step=step)
             tf.summary.scalar("train/learning_rate", float(lr(step)), step=step)
-        tf.summary.scalar("train/samples_per_second", rate, step=pending[-1][0])
+        for name, value in speed.items():
+            tf.summary.scalar(f"train/{name}", value, step=pending[-1][0])
     return float(fetched[-1]["loss"])
 
 
@@ -537,5 +465,5 @@ def _count(state: nnx.State) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state))
 
 
-def _fmt(result: dict[str, float]) -> str:
-    return " ".join(f"{k}={result[k]:.4f}" for k in metrics.METRIC_NAMES)
+def _fmt(result: dict[str, float], names) -> str:
+    return " ".join(f"{k}={result[k]:.4f}" for k in names)

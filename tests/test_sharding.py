@@ -1,6 +1,5 @@
 """Sharded training: the same run on every mesh, gradient accumulation, FSDP coverage."""
 
-import json
 import os
 import subprocess
 import sys
@@ -9,20 +8,17 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 
 from configs import news as news_config
-from jaxrec import checkpointing, sharding, train
+from jaxrec import sharding, train
 from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.news import NewsRecommender
+from tests.runs import assert_same_results
 
 ROOT = Path(__file__).resolve().parent.parent
-# Measured between meshes on 8 CPU devices: parameters differ by at most ~2e-7 after 4
-# all-layer steps (reduction order only); metrics agree to ~1e-6.
-PARAM_ATOL, METRIC_ATOL = 1e-5, 1e-4
 
 
 def _config(data_dir, bert_dir, **overrides):
@@ -36,28 +32,6 @@ def _config(data_dir, bert_dir, **overrides):
         section, name = key.split("__")
         c[section][name] = value
     return c
-
-
-def final_params(workdir) -> dict[str, np.ndarray]:
-    mngr = checkpointing.manager(workdir, read_only=True)
-    restored = mngr.restore(
-        mngr.latest_step(), args=ocp.args.Composite(params=ocp.args.StandardRestore())
-    )
-    mngr.close()
-    flat = jax.tree_util.tree_flatten_with_path(restored["params"])[0]
-    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in flat}
-
-
-def assert_same_results(a, b):
-    pa, pb = final_params(a), final_params(b)
-    assert pa.keys() == pb.keys()
-    for key in pa:
-        np.testing.assert_allclose(pa[key], pb[key], atol=PARAM_ATOL, rtol=0, err_msg=key)
-    ma = json.loads((Path(a) / "metrics.json").read_text())
-    mb = json.loads((Path(b) / "metrics.json").read_text())
-    assert ma["dev"]["num_impressions"] == mb["dev"]["num_impressions"]
-    for key, value in ma["dev"].items():
-        assert value == pytest.approx(mb["dev"][key], abs=METRIC_ATOL), key
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,13 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import jax
 import numpy as np
 from flax import nnx
 
 from jaxrec.errors import CheckpointError
 from jaxrec.models.bert import BertConfig
+from jaxrec.models.lora import LoRAParam
 from jaxrec.params import path_name
 
 # (HF leaf pattern, jaxrec leaf pattern, transpose?) — first match wins, in both directions.
@@ -155,7 +157,8 @@ def load_into(model: nnx.Module, tensors: Mapping[str, np.ndarray], source: str)
     Every parameter must be present, every tensor used, every shape right; otherwise one
     CheckpointError lists all the offending names.
     """
-    state = nnx.state(model, nnx.Param)
+    # LoRA adapters start fresh: they are not part of any pretrained checkpoint.
+    state = nnx.state(model, nnx.All(nnx.Param, nnx.Not(LoRAParam)))
     flat = {path_name(path): var for path, var in nnx.to_flat_state(state)}
     expected = {}
     for path in flat:
@@ -175,7 +178,7 @@ def load_into(model: nnx.Module, tensors: Mapping[str, np.ndarray], source: str)
             want = tuple(target.shape[::-1] if transpose else target.shape)
             mismatched.append(f"{hf_name}: checkpoint {shape}, model {want}")
             continue
-        target[...] = value.astype(target.dtype)
+        target[...] = _placed(value.astype(target.dtype), target[...])
     problems = []
     if missing:
         problems.append(f"missing tensors {missing}")
@@ -187,6 +190,12 @@ def load_into(model: nnx.Module, tensors: Mapping[str, np.ndarray], source: str)
         raise CheckpointError(
             f"{source}: checkpoint does not fit the model: " + "; ".join(problems)
         )
+
+
+def _placed(value: np.ndarray, like) -> jax.Array:
+    """`value` placed as `like` is: each device receives only its own part, so a sharded
+    parameter is never whole on one device."""
+    return jax.make_array_from_callback(value.shape, like.sharding, lambda index: value[index])
 
 
 def export_tensors(model: nnx.Module) -> dict[str, np.ndarray]:

@@ -108,16 +108,11 @@ def train_batches(
     parts lo..hi-1 of n of every micro-batch's samples and news rows (indices stay global),
     and only those rows' tokens are gathered.
     """
-    micro = batch_size // micro_batches
-    if batch_size % micro_batches or micro % block[2] or news_bucket % block[2]:
-        raise ValueError(
-            f"batch_size {batch_size} must split into {micro_batches} micro-batches and each "
-            f"micro-batch and news_bucket {news_bucket} into {block[2]} parts"
-        )
+    micro = _micro_size(batch_size, micro_batches, news_bucket, block)
     per_epoch = count_train_samples(log) // batch_size
     if not per_epoch:
         raise ValueError(f"fewer training samples than one batch of {batch_size}")
-    tokens = {k: tf.constant(v) for k, v in table.tokens.items()}
+    tables = {"news": ("rows", {k: tf.constant(v) for k, v in table.tokens.items()})}
     # Batch b of the run is batch b % per_epoch of epoch b // per_epoch: a resumed run
     # regenerates that epoch and skips to it, so it sees exactly the batches it would have.
     epoch, skip = divmod(start_batch, per_epoch)
@@ -128,37 +123,61 @@ def train_batches(
         ds = ds.map(lambda b: _dedup_news(b, news_bucket), num_parallel_calls=2)
         # Micro-batches of one step share a shape: their news rows pad with row 0 (empty).
         ds = ds.padded_batch(micro_batches)
-        ds = ds.map(lambda b: _local_part(b, tokens, block), num_parallel_calls=2)
+        ds = ds.map(lambda b: _local_part(b, tables, block), num_parallel_calls=2)
         yield from ds.prefetch(2).as_numpy_iterator()
         epoch, skip = epoch + 1, 0
+
+
+def _micro_size(batch_size: int, micro_batches: int, bucket: int, block) -> int:
+    micro = batch_size // micro_batches
+    if batch_size % micro_batches or micro % block[2] or bucket % block[2]:
+        raise ValueError(
+            f"batch_size {batch_size} must split into {micro_batches} micro-batches, and each "
+            f"micro-batch and the bucket {bucket} into {block[2]} parts"
+        )
+    return micro
+
+
+def _unique_padded(rows, bucket: int):
+    """(distinct rows padded with row 0 to a multiple of `bucket`, index of each input row)."""
+    unique, index = tf.unique(tf.reshape(rows, [-1]))
+    n = tf.shape(unique)[0]
+    padded = tf.concat([unique, tf.zeros([(-n) % bucket], unique.dtype)], axis=0)
+    return padded, tf.reshape(index, tf.shape(rows))
 
 
 def _dedup_news(batch, bucket: int):
     """Replaces news rows by indices into the batch's distinct news items."""
     hist, cands = batch["history"], batch["candidates"]
-    flat = tf.concat([tf.reshape(hist, [-1]), tf.reshape(cands, [-1])], axis=0)
-    unique, local = tf.unique(flat)
-    n = tf.shape(unique)[0]
     split = tf.size(hist)
+    rows, index = _unique_padded(
+        tf.concat([tf.reshape(hist, [-1]), tf.reshape(cands, [-1])], axis=0), bucket
+    )
     return {
-        "rows": tf.concat([unique, tf.zeros([(-n) % bucket], unique.dtype)], axis=0),
-        "history": tf.reshape(local[:split], tf.shape(hist)),
+        "rows": rows,
+        "history": tf.reshape(index[:split], tf.shape(hist)),
         "history_mask": batch["history_mask"],
-        "candidates": tf.reshape(local[split:], tf.shape(cands)),
+        "candidates": tf.reshape(index[split:], tf.shape(cands)),
     }
 
 
-def _local_part(batch, tokens, block: tuple[int, int, int]):
-    """This process's rows (axis 1) of stacked micro-batches, with their news tokens."""
+def _local_part(batch, tables, block: tuple[int, int, int]):
+    """This process's part (axis 1) of stacked micro-batches, with the tokens of its rows.
+
+    `tables` maps an output key to (the batch key of its table rows, the token arrays).
+    """
     lo, hi, n = block
 
     def part(x):
         size = tf.shape(x)[1] // n
         return x[:, lo * size : hi * size]
 
-    rows = part(batch["rows"])
-    news = {"rows": rows} | {k: tf.gather(v, rows) for k, v in tokens.items()}
-    return {"news": news} | {k: part(batch[k]) for k in ("history", "history_mask", "candidates")}
+    out = {}
+    for key, (rows_key, tokens) in tables.items():
+        rows = part(batch[rows_key])
+        out[key] = {"rows": rows} | {k: tf.gather(v, rows) for k, v in tokens.items()}
+    used = {rows_key for rows_key, _ in tables.values()}
+    return out | {k: part(v) for k, v in batch.items() if k not in used}
 
 
 def padded_batches(
@@ -177,3 +196,55 @@ def padded_batches(
     padded["valid"] = np.concatenate([np.ones(n, bool), np.zeros(pad, bool)])
     for start in range(0, total, batch_size):
         yield {k: v[start : start + batch_size] for k, v in padded.items()}
+
+
+def pair_batches(
+    arrays: dict[str, np.ndarray],
+    user_tokens: dict[str, np.ndarray],
+    item_tokens: dict[str, np.ndarray],
+    *,
+    batch_size: int,
+    seed: int,
+    bucket: int,
+    micro_batches: int = 1,
+    block: tuple[int, int, int] = (0, 1, 1),
+    start_batch: int = 0,
+) -> Iterator[dict[str, np.ndarray]]:
+    """Endless training batches of (user, item) pairs, `micro_batches` stacked [m, ...].
+
+    `arrays` holds per pair `user_rows` and `item_rows` (rows of the token tables),
+    `user_id`, `item_id` and `targets`. A micro-batch carries `users` and `items`: its
+    distinct texts once each (padded to a multiple of `bucket`), with `user_index` and
+    `item_index` pointing into them. Epoch e is a permutation drawn from `seed + e`, so a
+    resumed run regenerates its batches; `block` works as in `train_batches`.
+    """
+    micro = _micro_size(batch_size, micro_batches, bucket, block)
+    n = len(arrays["targets"])
+    per_epoch = n // batch_size
+    if not per_epoch:
+        raise ValueError(f"fewer training pairs ({n}) than one batch of {batch_size}")
+    tables = {
+        "users": ("user_rows", {k: tf.constant(v) for k, v in user_tokens.items()}),
+        "items": ("item_rows", {k: tf.constant(v) for k, v in item_tokens.items()}),
+    }
+    epoch, skip = divmod(start_batch, per_epoch)
+    while True:
+        order = np.random.default_rng(seed + epoch).permutation(n)[: per_epoch * batch_size]
+        ds = tf.data.Dataset.from_tensor_slices({k: v[order] for k, v in arrays.items()})
+        ds = ds.batch(micro).skip(skip * micro_batches)
+        ds = ds.map(lambda b: _dedup_pairs(b, bucket), num_parallel_calls=2)
+        ds = ds.padded_batch(micro_batches)
+        ds = ds.map(lambda b: _local_part(b, tables, block), num_parallel_calls=2)
+        yield from ds.prefetch(2).as_numpy_iterator()
+        epoch, skip = epoch + 1, 0
+
+
+def _dedup_pairs(batch, bucket: int):
+    users, user_index = _unique_padded(batch["user_rows"], bucket)
+    items, item_index = _unique_padded(batch["item_rows"], bucket)
+    return {
+        "user_rows": users,
+        "item_rows": items,
+        "user_index": user_index,
+        "item_index": item_index,
+    } | {k: batch[k] for k in ("user_id", "item_id", "targets")}

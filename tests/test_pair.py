@@ -1,0 +1,199 @@
+"""Pair recommenders: deduplicated batches, both architectures, all three heads, LoRA, predict."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from safetensors.numpy import load_file
+
+from configs import ecommerce, movielens
+from jaxrec import export, pretrained, train
+from jaxrec.data.pair_data import BUNDLED
+from jaxrec.data.pipeline import pair_batches
+from jaxrec.data.report import ReadReport
+from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.models.pair import PairRecommender, cross_tokens
+from jaxrec.predict import predict
+from jaxrec.sharding import Feed
+from jaxrec.tasks.pair import PairTask, baseline_predictions, task_metrics
+
+
+def _config(bert_dir, arg="tiny", **train_overrides):
+    c = ecommerce.get_config(arg) if arg != "movielens" else movielens.get_config("tiny")
+    c.model.init_from = str(bert_dir)
+    c.data.user_len, c.data.item_len = 16, 24
+    c.train.num_steps = 4
+    c.train.update(train_overrides)
+    return c
+
+
+@pytest.fixture(scope="module")
+def shop(tiny_bert_dir, tmp_path_factory):
+    config = _config(tiny_bert_dir)
+    _, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
+    task = PairTask(
+        config,
+        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        feed=Feed(),
+        report=ReadReport(),
+    )
+    return config, task
+
+
+def _batch(task, **kw):
+    return next(
+        pair_batches(
+            task.train.arrays(),
+            task.users.tokens,
+            task.items.tokens,
+            batch_size=16,
+            seed=0,
+            bucket=8,
+            **kw,
+        )
+    )
+
+
+def test_pair_batches_carry_each_text_once_and_restore_every_pair(shop):
+    _, task = shop
+    batch = jax.tree.map(lambda x: x[0], _batch(task))
+    order = np.random.default_rng(0).permutation(len(task.train))[:16]
+    users = task.users.tokens["input_ids"][task.train.user_rows[order]]
+    items = task.items.tokens["input_ids"][task.train.item_rows[order]]
+    np.testing.assert_array_equal(batch["users"]["input_ids"][batch["user_index"]], users)
+    np.testing.assert_array_equal(batch["items"]["input_ids"][batch["item_index"]], items)
+    np.testing.assert_array_equal(batch["targets"], task.train.targets[order])
+    distinct = len(np.unique(task.train.user_rows[order]))
+    assert len(batch["users"]["rows"]) == -(-distinct // 8) * 8  # padded to the bucket
+    assert len(np.unique(batch["users"]["rows"][:distinct])) == distinct
+
+
+def test_process_parts_of_a_pair_batch_cover_it_once(shop):
+    _, task = shop
+    whole = _batch(task, micro_batches=2)
+    parts = [_batch(task, micro_batches=2, block=(p, p + 1, 2)) for p in range(2)]
+    for key in ("user_index", "item_index", "user_id", "item_id", "targets"):
+        np.testing.assert_array_equal(np.concatenate([p[key] for p in parts], axis=1), whole[key])
+    for table in ("users", "items"):
+        for key in whole[table]:
+            joined = np.concatenate([p[table][key] for p in parts], axis=1)
+            np.testing.assert_array_equal(joined, whole[table][key])
+
+
+def test_cross_tokens_put_both_texts_in_one_sequence():
+    user = {"input_ids": jnp.array([[101, 7, 102, 0]]), "attention_mask": jnp.array([[1, 1, 1, 0]])}
+    item = {"input_ids": jnp.array([[101, 8, 9, 102]]), "attention_mask": jnp.array([[1, 1, 1, 1]])}
+    out = cross_tokens(user, item)
+    np.testing.assert_array_equal(out["input_ids"], [[101, 7, 102, 0, 8, 9, 102]])
+    np.testing.assert_array_equal(out["attention_mask"], [[1, 1, 1, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(out["token_type_ids"], [[0, 0, 0, 0, 1, 1, 1]])
+
+
+@pytest.mark.parametrize("architecture,head", [("two_tower", "mlp"), ("two_tower", "dot")])
+def test_deduplicated_batch_scores_equal_per_pair_encoding(shop, tiny_bert_dir, architecture, head):
+    _, task = shop
+    bert, _, _ = pretrained.load_bert(str(tiny_bert_dir))
+    model = PairRecommender(
+        bert, outputs=1, architecture=architecture, head=head, num_users=5, num_items=5,
+        rngs=nnx.Rngs(0),
+    )  # fmt: skip
+    batch = jax.tree.map(lambda x: x[0], _batch(task))
+    batch["user_id"] = batch["user_id"] % 6
+    batch["item_id"] = batch["item_id"] % 6
+    out = model(batch)
+    users = model.encode(jax.tree.map(lambda x: x[batch["user_index"]], batch["users"]))
+    items = model.encode(jax.tree.map(lambda x: x[batch["item_index"]], batch["items"]))
+    np.testing.assert_allclose(out, model.predict(users, items, batch), atol=1e-5)
+
+
+def test_cross_encoder_reads_the_pair_together(shop, tiny_bert_dir):
+    _, task = shop
+    bert, _, _ = pretrained.load_bert(str(tiny_bert_dir))
+    model = PairRecommender(bert, outputs=1, architecture="cross", rngs=nnx.Rngs(0))
+    batch = jax.tree.map(lambda x: x[0], _batch(task))
+    out = model(batch)
+    pairs = cross_tokens(
+        jax.tree.map(lambda x: x[batch["user_index"]], batch["users"]),
+        jax.tree.map(lambda x: x[batch["item_index"]], batch["items"]),
+    )
+    np.testing.assert_allclose(out, model.predict(model.encode(pairs), None, batch), atol=1e-5)
+    # The item text matters: another item for the same user changes the output.
+    batch["item_index"] = jnp.roll(batch["item_index"], 1)
+    assert not np.allclose(model(batch), out)
+
+
+def test_rating_baseline_is_the_damped_bias_predictor(shop, tiny_bert_dir, tmp_path):
+    config = _config(tiny_bert_dir, "movielens")
+    _, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
+    task = PairTask(
+        config,
+        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
+        cache_dir=tmp_path,
+        feed=Feed(),
+        report=ReadReport(),
+    )
+    pred = baseline_predictions(task.data, task.train, task.test)
+    assert pred.min() >= 1.0 and pred.max() <= 5.0
+    mean_only = task_metrics(
+        "rating", task.test.targets, np.full_like(pred, task.train.targets.mean())
+    )
+    assert task_metrics("rating", task.test.targets, pred)["rmse"] < mean_only["rmse"] - 0.02
+
+
+@pytest.mark.parametrize("arg", ["click", "rating", "multilabel"])
+def test_each_head_trains_evaluates_and_predicts_in_test_order(shop, tiny_bert_dir, tmp_path, arg):
+    config = _config(tiny_bert_dir, arg)
+    config.data.task = arg
+    config.train.early_stopping_metric = {"rating": "rmse", "click": "auc", "multilabel": "map"}[
+        arg
+    ]
+    results = train.train_and_evaluate(config, tmp_path / "wd")
+    names = {
+        "rating": ("rmse", "mae"),
+        "click": ("auc", "log_loss"),
+        "multilabel": ("micro_f1", "macro_f1", "map"),
+    }[arg]
+    assert set(names) <= set(results["dev"]) and set(names) <= set(results["baseline"])
+    assert all(np.isfinite(results["dev"][n]) for n in names)
+    assert results["dev"]["num_pairs"] == 1523
+
+    out = tmp_path / "pred.tsv"
+    assert predict(tmp_path / "wd", "test", out) == 1523
+    lines = out.read_text().splitlines()
+    rows = (BUNDLED["interactions"] / "test.csv").read_text(encoding="utf-8").splitlines()
+    expected = [r.split(",")[:2] for r in rows[1:]]
+    assert [line.split("\t")[:2] for line in lines] == expected
+    value = lines[0].split("\t")[2]
+    if arg == "rating":
+        assert 1.0 <= float(value) <= 5.0
+    elif arg == "click":
+        assert 0.0 < float(value) < 1.0
+    else:
+        labels = [kv.split(":")[0] for kv in value.split(",")]
+        assert labels == ["eco", "family", "gift", "premium", "sale"]
+
+
+def test_lora_trains_few_parameters_and_exports_merged(tiny_bert_dir, tmp_path, caplog):
+    config = _config(tiny_bert_dir, "click")
+    config.model.lora_rank = 4
+    config.model.lora_targets = ("query", "value")
+    config.train.learning_rate = 1e-2
+    with caplog.at_level("INFO"):
+        train.train_and_evaluate(config, tmp_path / "wd")
+    line = next(r.getMessage() for r in caplog.records if "trainable of" in r.getMessage())
+    trainable, total = (int(x) for x in line.split()[1::3])
+    assert trainable < total / 10  # adapters and heads only; full fine-tuning trains ~all
+    export.export(tmp_path / "wd", tmp_path / "out")
+    exported = load_file(str(tmp_path / "out" / "model.safetensors"))
+    original = load_file(str(tiny_bert_dir / "model.safetensors"))
+    assert set(exported) == set(original)  # a plain BERT: no adapter tensors
+    q = "encoder.layer.0.attention.self.query.weight"
+    k = "encoder.layer.0.attention.self.key.weight"
+    assert not np.allclose(exported[q], original[q])  # the trained adapter, merged
+    np.testing.assert_array_equal(exported[k], original[k])  # not adapted, not trained
+    described = json.loads((tmp_path / "out" / "jaxrec_heads.json").read_text())
+    assert described["merged_lora_layers"] == 4 and described["pair_task"] == "click"
