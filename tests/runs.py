@@ -16,12 +16,15 @@ PARAM_ATOL, METRIC_ATOL = 1e-5, 1e-4
 
 
 def final_params(workdir) -> dict[str, np.ndarray]:
+    """The latest checkpoint's parameters as host arrays, whatever devices saved them."""
     mngr = checkpointing.manager(workdir, read_only=True)
-    restored = mngr.restore(
-        mngr.latest_step(), args=ocp.args.Composite(params=ocp.args.StandardRestore())
-    )
+    path = Path(mngr.directory) / str(mngr.latest_step()) / "params"
     mngr.close()
-    flat = jax.tree_util.tree_flatten_with_path(restored["params"])[0]
+    reader = ocp.PyTreeCheckpointer()
+    tree = reader.metadata(path).item_metadata.tree
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+    restored = reader.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
+    flat = jax.tree_util.tree_flatten_with_path(restored)[0]
     return {jax.tree_util.keystr(path): np.asarray(x) for path, x in flat}
 
 
