@@ -19,6 +19,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.model = common.encoder_fields()
+    c.model.trainable_layers = 2  # -1: whole encoder, k: top k layers, 0: frozen encoder
+    # Two towers: the frozen layers below the top k run once per user and item text.
+    c.model.cache_frozen_layers = True
     c.model.architecture = "two_tower"  # two_tower | cross (user and item in one sequence)
     c.model.head = "mlp"  # mlp over [u, i, u*i, IDs] | dot (two towers, one output)
     c.model.pooling = "mean"  # mean | cls

@@ -83,3 +83,15 @@ def trainable_filter(num_layers: int, trainable_layers: int):
         return bool(m) and int(m.group(1)) >= first
 
     return is_trainable
+
+
+def frozen_bottom_layers(model: ml_collections.ConfigDict, num_layers: int) -> int:
+    """How many bottom encoder layers are frozen and cached (0: none, or caching is off).
+
+    Frozen layers run in inference mode (no dropout) when cached; that is the only difference
+    from running them in every step, and it saves all of their compute after the first pass.
+    """
+    k = model.trainable_layers
+    if not model.cache_frozen_layers or k < 0 or k >= num_layers:
+        return 0
+    return num_layers - k

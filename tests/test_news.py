@@ -20,7 +20,8 @@ from jaxrec.data.pipeline import padded_batches, train_batches, train_samples
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError
 from jaxrec.models.news import NewsRecommender
-from jaxrec.tasks.news import build_model, frozen_bottom_layers, news_loss
+from jaxrec.optim import frozen_bottom_layers
+from jaxrec.tasks.news import build_model, news_loss
 from jaxrec.trained import load_trained
 
 

@@ -197,3 +197,17 @@ def test_lora_trains_few_parameters_and_exports_merged(tiny_bert_dir, tmp_path, 
     np.testing.assert_array_equal(exported[k], original[k])  # not adapted, not trained
     described = json.loads((tmp_path / "out" / "jaxrec_heads.json").read_text())
     assert described["merged_lora_layers"] == 4 and described["pair_task"] == "click"
+
+
+def test_frozen_layer_cache_gives_the_same_outputs(shop, tiny_bert_dir):
+    """Bottom layers from the per-table cache: the same outputs as running them (inference)."""
+    _, task = shop
+    bert, _, _ = pretrained.load_bert(str(tiny_bert_dir))
+    model = PairRecommender(bert, outputs=1, num_users=5, num_items=5, rngs=nnx.Rngs(0))
+    batch = jax.tree.map(lambda x: x[0], _batch(task))
+    batch["user_id"], batch["item_id"] = batch["user_id"] % 6, batch["item_id"] % 6
+    lower = {
+        "users": model.lower_hidden(task.users.tokens, 1),
+        "items": model.lower_hidden(task.items.tokens, 1),
+    }
+    np.testing.assert_allclose(model(batch, lower=lower, start=1), model(batch), atol=1e-5)

@@ -95,18 +95,51 @@ class PairRecommender(nnx.Module):
 
     def encode(self, tokens: dict[str, jax.Array], *, deterministic: bool = True, rngs=None):
         """Token rows [N, L] -> pooled text vectors [N, H]."""
-        hidden = self.bert.hidden_states(
-            tokens["input_ids"],
-            tokens["attention_mask"],
-            tokens["token_type_ids"],
-            deterministic=deterministic,
-            rngs=rngs,
+        x = self.bert.embed(
+            tokens["input_ids"], tokens["token_type_ids"], deterministic=deterministic, rngs=rngs
         )
-        return constrain(pool(hidden, tokens["attention_mask"], self.pooling), "batch", None)
+        return self.encode_from(
+            x, tokens["attention_mask"], 0, deterministic=deterministic, rngs=rngs
+        )
 
-    def __call__(self, batch: dict[str, Any], *, deterministic: bool = True, rngs=None):
-        """Outputs [B, K] (before any squashing) for the batch's pairs."""
+    def encode_from(self, hidden, mask, start: int, *, deterministic: bool = True, rngs=None):
+        """Finishes encoding from hidden states entering layer `start` (a frozen-layer cache)."""
+        stop = len(self.bert.encoder.layer)
+        x = self.bert.run_layers(hidden, mask, start, stop, deterministic=deterministic, rngs=rngs)
+        return constrain(pool(x, mask, self.pooling), "batch", None)
+
+    def lower_hidden(self, tokens: dict[str, jax.Array], stop: int) -> jax.Array:
+        """Hidden states after the embeddings and layers [0, stop), in inference mode."""
+        x = self.bert.embed(tokens["input_ids"], tokens["token_type_ids"])
+        return self.bert.run_layers(x, tokens["attention_mask"], 0, stop)
+
+    def __call__(
+        self,
+        batch: dict[str, Any],
+        *,
+        lower: dict[str, jax.Array] | None = None,
+        start: int = 0,
+        deterministic: bool = True,
+        rngs=None,
+    ):
+        """Outputs [B, K] (before any squashing) for the batch's pairs.
+
+        With `lower` (two towers only), the user and item texts' bottom `start` layers come
+        from the per-table caches `lower["users"]`, `lower["items"]` [rows, L, H].
+        """
         kw = dict(deterministic=deterministic, rngs=rngs)
+        if lower is not None:
+            u, i = batch["users"], batch["items"]
+            users = self.encode_from(
+                jnp.take(lower["users"], u["rows"], axis=0), u["attention_mask"], start, **kw
+            )
+            items = self.encode_from(
+                jnp.take(lower["items"], i["rows"], axis=0), i["attention_mask"], start, **kw
+            )
+            pick = lambda x, index: jnp.take(x, index, axis=0)  # noqa: E731
+            return self.predict(
+                pick(users, batch["user_index"]), pick(items, batch["item_index"]), batch, **kw
+            )
         if self.architecture == "cross":
             pick = lambda table, index: jax.tree.map(lambda x: jnp.take(x, index, axis=0), table)  # noqa: E731
             pairs = cross_tokens(

@@ -41,18 +41,6 @@ def build_model(config: ml_collections.ConfigDict, bert: BertModel) -> NewsRecom
     )
 
 
-def frozen_bottom_layers(model: ml_collections.ConfigDict, num_layers: int) -> int:
-    """How many bottom encoder layers are frozen and cached (0: none, or caching is off).
-
-    Frozen layers run in inference mode (no dropout) when cached; that is the only difference
-    from running them in every step, and it saves all of their compute after the first pass.
-    """
-    k = model.trainable_layers
-    if not model.cache_frozen_layers or k < 0 or k >= num_layers:
-        return 0
-    return num_layers - k
-
-
 def softmax_loss(scores: jax.Array) -> jax.Array:
     """Cross-entropy of the clicked candidate (column 0) against its K non-clicked ones."""
     return jnp.mean(jax.nn.logsumexp(scores, axis=-1) - scores[:, 0])
@@ -126,7 +114,9 @@ class NewsTask:
 
     def build(self, bert: BertModel) -> NewsRecommender:
         self.bert_config = bert.config
-        self.cached_layers = frozen_bottom_layers(self.config.model, bert.config.num_hidden_layers)
+        self.cached_layers = optim.frozen_bottom_layers(
+            self.config.model, bert.config.num_hidden_layers
+        )
         return build_model(self.config, bert)
 
     def step_flops(self, local_batch) -> float:

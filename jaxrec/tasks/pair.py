@@ -153,7 +153,8 @@ class PairTask:
         self.test = pair_log(self.data.test, self.users, self.items, ids)
         self.metric_names = pair_metrics.PAIR_METRICS[self.data.task]
         self.samples_per_epoch = len(self.train)
-        self.extra = None  # no per-run arrays: the encoder runs whole in every step
+        self.extra = None  # the frozen-layer caches of the user and item tables, if any
+        self.cached_layers = 0
         log.info(
             "%s: %d train and %d test pairs; %d users, %d items",
             self.data.task,
@@ -170,6 +171,8 @@ class PairTask:
     def build(self, bert: BertModel) -> PairRecommender:
         m = self.config.model
         self.bert_config = bert.config
+        if m.architecture == "two_tower" and not m.lora_rank:
+            self.cached_layers = optim.frozen_bottom_layers(m, bert.config.num_hidden_layers)
         rngs = nnx.Rngs(self.config.seed)
         model = PairRecommender(
             bert,
@@ -207,7 +210,7 @@ class PairTask:
         return flops.encoder_step_flops(
             bert,
             encoded,
-            computed_layers=layers,
+            computed_layers=layers - self.cached_layers,
             trained_layers=layers if k < 0 else k,
             lora=bool(m.lora_rank),
         )
@@ -227,8 +230,8 @@ class PairTask:
         return optim.trainable_filter(num_layers, self.config.model.trainable_layers)
 
     def loss(self, model: PairRecommender, batch, extra, rngs) -> jax.Array:
-        del extra
-        out = model(batch, deterministic=False, rngs=rngs)
+        start = self.cached_layers
+        out = model(batch, lower=extra, start=start, deterministic=False, rngs=rngs)
         return pair_loss(out, batch["targets"], self.data.task, self.data.rating_range)
 
     def batches(self, start_step: int):
@@ -260,7 +263,9 @@ class PairTask:
         """[n, K] predictions for a split (the test split by default), in file order."""
         log_ = log_ or self.test
         bs = self.config.train.eval_batch_size
-        return self.infer.predict(states, self.users, self.items, log_, bs)
+        return self.infer.predict(
+            states, self.users, self.items, log_, bs, self.extra, self.cached_layers
+        )
 
     def evaluate(self, states) -> dict[str, float]:
         pred = self.predictions(states)
@@ -287,6 +292,13 @@ class PairInference:
         def encode(states, tokens):
             return nnx.merge(graphdef, *states).encode(tokens)
 
+        def encode_from(states, lower, rows, mask, start):
+            model = nnx.merge(graphdef, *states)
+            return model.encode_from(jnp.take(lower, rows, axis=0), mask, start)
+
+        def lower(states, tokens, stop):
+            return nnx.merge(graphdef, *states).lower_hidden(tokens, stop)
+
         def head(states, users, items, batch):
             model = nnx.merge(graphdef, *states)
             pairs = {k: batch[k] for k in ("user_id", "item_id")}
@@ -301,22 +313,54 @@ class PairInference:
             return to_prediction(nnx.merge(graphdef, *states)(batch), task, rating_range)
 
         self.encode = jax.jit(encode, **out)
+        self.encode_from = jax.jit(encode_from, static_argnums=4, **out)
+        self.lower = jax.jit(lower, static_argnums=2, **out)
         self.head = jax.jit(head, **out)
         self.cross = jax.jit(cross, **out)
 
-    def vectors(self, states, table: TextTable, batch_size: int) -> jax.Array:
+    def lower_table(self, states, table: TextTable, stop: int, batch_size: int) -> jax.Array:
+        """[rows, L, H]: every text's hidden states after the frozen layers, once."""
         parts = []
         for batch in padded_batches(table.tokens, batch_size):
             tokens = self.feed.put({k: batch[k] for k in table.tokens})
-            parts.append(self.encode(states, tokens)[: int(batch["valid"].sum())])
+            parts.append(self.lower(states, tokens, stop)[: int(batch["valid"].sum())])
         return jnp.concatenate(parts)
 
-    def predict(self, states, users: TextTable, items: TextTable, log_: PairLog, batch_size: int):
+    def vectors(
+        self, states, table: TextTable, batch_size: int, lower=None, start: int = 0
+    ) -> jax.Array:
+        """[rows, H]: every text of a table encoded once (from its cache when given)."""
+        parts = []
+        if lower is None:
+            for batch in padded_batches(table.tokens, batch_size):
+                tokens = self.feed.put({k: batch[k] for k in table.tokens})
+                parts.append(self.encode(states, tokens)[: int(batch["valid"].sum())])
+        else:
+            rows = {
+                "rows": np.arange(len(table), dtype=np.int32),
+                "mask": table.tokens["attention_mask"],
+            }
+            for batch in padded_batches(rows, batch_size):
+                put = self.feed.put({"rows": batch["rows"], "mask": batch["mask"]})
+                vecs = self.encode_from(states, lower, put["rows"], put["mask"], start)
+                parts.append(vecs[: int(batch["valid"].sum())])
+        return jnp.concatenate(parts)
+
+    def predict(
+        self,
+        states,
+        users: TextTable,
+        items: TextTable,
+        log_: PairLog,
+        batch_size: int,
+        lower: dict[str, jax.Array] | None = None,
+        start: int = 0,
+    ) -> np.ndarray:
         arrays = {k: v for k, v in log_.arrays().items() if k != "targets"}
         out = []
         if self.architecture == "two_tower":
-            user_vecs = self.vectors(states, users, batch_size)
-            item_vecs = self.vectors(states, items, batch_size)
+            user_vecs = self.vectors(states, users, batch_size, lower and lower["users"], start)
+            item_vecs = self.vectors(states, items, batch_size, lower and lower["items"], start)
             for batch in padded_batches(arrays, batch_size):
                 put = self.feed.put({k: batch[k] for k in arrays})
                 out.append(
