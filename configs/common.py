@@ -11,6 +11,7 @@ def train_fields() -> ml_collections.ConfigDict:
     t.micro_batches = 1  # gradient accumulation: batch_size is split into this many
     t.num_steps = 200
     t.learning_rate = 1e-4
+    t.head_lr_multiplier = 1.0  # learning rate of the heads and ID embeddings, relative
     t.warmup_steps = 20
     t.schedule = "linear"  # linear | cosine | constant
     t.weight_decay = 0.01

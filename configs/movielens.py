@@ -49,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.batch_size = 64
     c.train.num_steps = 600
     c.train.learning_rate = 1e-4
+    c.train.head_lr_multiplier = 20.0  # ID embeddings and the MLP start from scratch
     c.train.warmup_steps = 50
     c.train.eval_every = 200
     c.train.save_every = 200

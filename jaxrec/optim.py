@@ -42,7 +42,10 @@ def decay_mask(params: nnx.State) -> nnx.State:
 def optimizer(
     train: ml_collections.ConfigDict, lr: optax.Schedule, params: nnx.State
 ) -> optax.GradientTransformation:
-    return optax.chain(
+    """Clipping, then AdamW; the parts outside the encoder (heads, ID embeddings) can learn
+    `train.head_lr_multiplier` times faster than the pretrained weights, which a large
+    learning rate would wreck but freshly initialized parameters need."""
+    parts = [
         optax.clip_by_global_norm(float(train.grad_clip)),
         optax.adamw(
             lr,
@@ -52,7 +55,14 @@ def optimizer(
             weight_decay=float(train.weight_decay),
             mask=decay_mask(params),
         ),
-    )
+    ]
+    multiplier = float(train.head_lr_multiplier)
+    if multiplier != 1.0:
+        outside = jax.tree_util.tree_map_with_path(
+            lambda path, _: not path_name(path).startswith("bert."), params
+        )
+        parts.append(optax.masked(optax.scale(multiplier), outside))
+    return optax.chain(*parts)
 
 
 def trainable_filter(num_layers: int, trainable_layers: int):

@@ -10,7 +10,7 @@ from flax import nnx
 from safetensors.numpy import load_file
 
 from configs import ecommerce, movielens
-from jaxrec import export, pretrained, train
+from jaxrec import export, optim, pretrained, train
 from jaxrec.data.pair_data import BUNDLED
 from jaxrec.data.pipeline import pair_batches
 from jaxrec.data.report import ReadReport
@@ -211,3 +211,19 @@ def test_frozen_layer_cache_gives_the_same_outputs(shop, tiny_bert_dir):
         "items": model.lower_hidden(task.items.tokens, 1),
     }
     np.testing.assert_allclose(model(batch, lower=lower, start=1), model(batch), atol=1e-5)
+
+
+def test_head_learning_rate_multiplier_speeds_up_only_the_parts_outside_the_encoder():
+    c = movielens.get_config()
+    c.train.update(weight_decay=0.0, warmup_steps=0, schedule="constant")
+    params = {"bert": {"kernel": jnp.ones(3)}, "head": {"kernel": jnp.ones(3)}}
+    grads = {"bert": {"kernel": jnp.full(3, 0.5)}, "head": {"kernel": jnp.full(3, 0.5)}}
+
+    def first_update(multiplier):
+        c.train.head_lr_multiplier = multiplier
+        tx = optim.optimizer(c.train, optim.schedule(c.train, 10), params)
+        return tx.update(grads, tx.init(params), params)[0]
+
+    base, fast = first_update(1.0), first_update(20.0)
+    np.testing.assert_allclose(fast["bert"]["kernel"], base["bert"]["kernel"])
+    np.testing.assert_allclose(fast["head"]["kernel"], 20 * base["head"]["kernel"], rtol=1e-6)
