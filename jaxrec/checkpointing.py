@@ -46,12 +46,15 @@ def manager(
                 keep_checkpoints_without_metrics=False,
             )
         )
+    directory = Path(workdir).resolve() / "checkpoints"
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"{directory}: expected a folder of checkpoints, found a file")
     options = ocp.CheckpointManagerOptions(
         preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
         create=not read_only,
         read_only=read_only,
     )
-    return ocp.CheckpointManager(Path(workdir).resolve() / "checkpoints", options=options)
+    return ocp.CheckpointManager(directory, options=options)
 
 
 def save(
@@ -96,6 +99,9 @@ def restore_latest(
         except Exception as e:  # Orbax and tensorstore raise many types for damaged files
             log.warning("checkpoint %s is unreadable (%s); trying the one before it", path, e)
             continue
+        if not isinstance(restored["progress"], dict):
+            log.warning("checkpoint %s has no progress record; trying the one before it", path)
+            continue
         return step, restored["params"], restored["opt_state"], dict(restored["progress"])
     if steps:
         raise CheckpointError(f"{mngr.directory}: no readable checkpoint among steps {steps}")
@@ -132,14 +138,21 @@ def _shapes(tree) -> dict[str, tuple[int, ...]]:
     out = {}
     for path, leaf in flat:
         if hasattr(leaf, "shape"):
-            out[path_name(path)] = tuple(leaf.shape)
+            # Saved metadata spells an NNX Variable's wrapper as a dict key "value", which
+            # path_name keeps; parameter names never end in it (kernel, bias, scale, ...).
+            name = path_name(path).removesuffix(".value")
+            out[name] = tuple(leaf.shape)
     return out
 
 
 def restore_params(
     workdir: str | Path, abstract: nnx.State, step: int | str | None = None
 ) -> tuple[nnx.State, int]:
-    """The parameters of `step`: an integer, "latest", or by default the best checkpoint."""
+    """The parameters of `step`: an integer, "latest", or by default the best checkpoint.
+
+    A checkpoint that cannot be read is an error naming its folder: prediction and export
+    must use the step they were asked for, not quietly an older one.
+    """
     mngr = manager(workdir, read_only=True)
     steps = mngr.all_steps()
     if not steps:
@@ -151,14 +164,24 @@ def restore_params(
     if step not in steps:
         raise CheckpointError(f"{workdir}: no checkpoint for step {step} (have {sorted(steps)})")
     check_fits(mngr, step, abstract)
-    restored = mngr.restore(
-        step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
-    )
+    try:
+        restored = mngr.restore(
+            step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))
+        )
+    except Exception as e:  # Orbax and tensorstore raise many types for damaged files
+        raise CheckpointError(f"{Path(mngr.directory) / str(step)}: unreadable: {e!r}") from None
     return restored["params"], step
 
 
 def best_step(mngr: ocp.CheckpointManager) -> int:
     """The best checkpoint by the dev metric, as the newest checkpoint's progress records it."""
     latest = mngr.latest_step()
-    progress = mngr.restore(latest, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
-    return int(progress["progress"].get("best_step") or latest)
+    path = Path(mngr.directory) / str(latest)
+    try:
+        progress = mngr.restore(latest, args=ocp.args.Composite(progress=ocp.args.JsonRestore()))
+        best = progress["progress"].get("best_step") or latest
+    except Exception as e:  # Orbax and tensorstore raise many types for damaged files
+        raise CheckpointError(f"{path}: unreadable progress record: {e!r}") from None
+    if isinstance(best, bool) or not isinstance(best, int):
+        raise CheckpointError(f"{path}: progress record names best_step {best!r}")
+    return best

@@ -27,3 +27,11 @@ class ConfigError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint or weights folder that is missing, unreadable or does not fit the model."""
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: a huge bad field stays one short line."""
+    text = repr(value)
+    return (
+        text if len(text) <= limit else f"{text[: limit - 15]}...{text[-10:]} ({len(text)} chars)"
+    )

@@ -7,8 +7,10 @@ PyTorch `Linear.weight` [out, in] is Flax `kernel` [in, out]; `Embedding.weight`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +19,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from jaxrec.errors import CheckpointError
+from jaxrec.errors import CheckpointError, excerpt
 from jaxrec.models.bert import BertConfig
 from jaxrec.models.lora import LoRAParam
 from jaxrec.params import path_name
@@ -72,11 +74,32 @@ def read_config(folder: str | Path) -> BertConfig:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing (an HF BERT folder needs config.json)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: bad UTF-8 or JSON
+        raise CheckpointError(f"{path}: unreadable: {e!r}") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
+    _check_config_types(data, path)
     return BertConfig.from_hf_dict(data, source=str(path))
+
+
+def _check_config_types(data: dict, path: Path) -> None:
+    """The fields BertConfig takes, with the types and ranges a model can be built from."""
+    for f in dataclasses.fields(BertConfig):
+        if f.name not in data or f.name == "pad_token_id":  # unused, and null in some configs
+            continue
+        value = data[f.name]
+        kind = f.type if isinstance(f.type, str) else f.type.__name__
+        if kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            expected = "an integer >= 1"
+        elif kind == "float":
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) and value >= 0
+            expected = "a finite number >= 0"
+        else:
+            ok, expected = isinstance(value, str), "a string"
+        if not ok:
+            raise CheckpointError(f"{path}: {f.name} is {excerpt(value)}, expected {expected}")
 
 
 def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
@@ -89,17 +112,29 @@ def read_tensors(folder: str | Path) -> dict[str, np.ndarray]:
     if single.exists():
         return _read_safetensors([single])
     if index.exists():
-        try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (OSError, ValueError, KeyError) as e:
-            raise CheckpointError(f"{index}: unreadable shard index: {e}") from None
-        return _read_safetensors([folder / s for s in shards])
+        return _read_safetensors([folder / s for s in _shard_names(index)])
     bin_path = folder / "pytorch_model.bin"
     if bin_path.exists():
         return _read_torch_bin(bin_path)
     raise CheckpointError(
         f"{folder}: no weights found (expected model.safetensors or pytorch_model.bin)"
     )
+
+
+def _shard_names(index: Path) -> list[str]:
+    """The shard files a model.safetensors.index.json lists: plain names in its folder."""
+    try:
+        weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+        raise CheckpointError(f"{index}: unreadable shard index: {e!r}") from None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{index}: weight_map must map tensor names to shard file names")
+    shards = sorted(set(weight_map.values()))
+    for name in shards:
+        if Path(name).name != name or name in ("", ".", ".."):
+            message = f"shard {excerpt(name)} is not a file name in its folder"
+            raise CheckpointError(f"{index}: {message}")
+    return shards
 
 
 def _read_safetensors(paths: list[Path]) -> dict[str, np.ndarray]:
@@ -110,7 +145,8 @@ def _read_safetensors(paths: list[Path]) -> dict[str, np.ndarray]:
     for path in paths:
         try:
             tensors.update(load_file(str(path)))
-        except (OSError, SafetensorError) as e:
+        except (OSError, SafetensorError, TypeError, ValueError) as e:
+            # TypeError: a dtype numpy cannot hold.
             raise CheckpointError(f"{path}: unreadable safetensors file: {e}") from None
     return tensors
 
@@ -126,7 +162,17 @@ def _read_torch_bin(path: Path) -> dict[str, np.ndarray]:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or unsafe files
         raise CheckpointError(f"{path}: cannot be loaded with weights_only=True: {e}") from None
-    return {k: v.float().numpy() if v.is_floating_point() else v.numpy() for k, v in state.items()}
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
+    tensors = {}
+    for name, value in state.items():
+        if not (isinstance(name, str) and isinstance(value, torch.Tensor)):
+            raise CheckpointError(f"{path}: entry {excerpt(name)} is not a named tensor")
+        try:
+            tensors[name] = (value.float() if value.is_floating_point() else value).numpy()
+        except (RuntimeError, TypeError) as e:  # sparse, quantized or meta tensors
+            raise CheckpointError(f"{path}: tensor {name!r} cannot be read: {e}") from None
+    return tensors
 
 
 def strip_heads(tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

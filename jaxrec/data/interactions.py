@@ -13,9 +13,13 @@ Lines, told apart by extension:
 
 The target column is ``rating`` (a number within the rating range), ``click`` (0 or 1) or
 ``labels`` (``|``-separated names in CSV, a list of strings in JSONL). Files are UTF-8, with or
-without a BOM, with ``\\n`` or ``\\r\\n`` line endings; blank lines are ignored. Every bad row
-raises :class:`~jaxrec.errors.DataError` naming file, line and field, unless
-``skip_bad_rows=True``, in which case it is dropped and counted in a :class:`ReadReport`.
+without a BOM, with ``\\n`` or ``\\r\\n`` line endings; blank lines are ignored, and a ``\\r``
+inside a line is text. Numbers written as text are plain decimals (``4``, ``-0.5``, ``1e3``).
+CSV quoting is strict: a quote must close its field (``"a"b``, or a quote left open to the end
+of the file, is an error even with ``skip_bad_rows``: where such a row ends is a guess). A JSON
+object may not repeat a key. Every bad row raises :class:`~jaxrec.errors.DataError` naming file,
+line and field, unless ``skip_bad_rows=True``, in which case it is dropped and counted in a
+:class:`ReadReport`, as are the rows read from each file (under its role).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Container, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from jaxrec.data.report import ReadReport
-from jaxrec.errors import ConfigError, DataError
+from jaxrec.errors import ConfigError, DataError, excerpt
 
 TASKS = ("rating", "click", "multilabel")
 UNKNOWN_ID_POLICIES = ("error", "skip")
@@ -44,6 +49,12 @@ EXTENSIONS = (".csv", ".jsonl")
 LABEL_SEPARATOR = "|"
 
 _BOM = "\ufeff"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# float() also takes "1_000", "nan" and digits of any script ("٤"); a data file means none.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+# Python's csv refuses longer fields by default (128 KiB), and after refusing one inside quotes
+# it resumes mid-record and reads the rest of that field as rows of its own.
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 PathLike = str | os.PathLike[str]
 Target = float | tuple[str, ...]
@@ -98,13 +109,13 @@ class RowPolicy:
         """Raises ``err``, or with ``skip_bad_rows`` counts it under ``reason``."""
         if not self.skip_bad_rows:
             raise err
-        self.report.add(reason, example=str(err))
+        self.report.skip(reason, example=str(err))
 
     def unknown(self, err: DataError, reason: str) -> None:
         """Raises ``err``, or with ``unknown_ids="skip"`` counts it under ``reason``."""
         if self.unknown_ids == "error":
             raise err
-        self.report.add(reason, example=str(err))
+        self.report.skip(reason, example=str(err))
 
 
 def is_new_id(
@@ -120,7 +131,7 @@ def is_new_id(
     """False for an ID already in a user or item table: an error, or a counted skip (first wins)."""
     if key not in table:
         return True
-    err = DataError(f"duplicate ID {key!r}", path=str(path), line=line, field=field)
+    err = DataError(f"duplicate ID {excerpt(key)}", path=str(path), line=line, field=field)
     policy.reject(err, f"{role}.duplicate_id")
     return False
 
@@ -150,7 +161,7 @@ class InteractionsBuilder:
             ("item", item, self.known_items, self.table_files[1]),
         ):
             if value not in known:
-                message = f"{kind} ID {value!r} is not in {table_file}"
+                message = f"{kind} ID {excerpt(value)} is not in {table_file}"
                 err = DataError(message, path=self.path, line=line, field=f"{kind}_id")
                 self.policy.unknown(err, f"{self.role}.unknown_{kind}")
                 return
@@ -192,7 +203,7 @@ def parse_id(value: Any, *, path: PathLike, line: int, field: str) -> str:
         return str(value)
     if not isinstance(value, str):
         raise DataError(
-            f"ID must be a string, got {value!r}", path=str(path), line=line, field=field
+            f"ID must be a string, got {excerpt(value)}", path=str(path), line=line, field=field
         )
     if not value.strip():
         raise DataError(f"empty {field}", path=str(path), line=line, field=field)
@@ -200,15 +211,15 @@ def parse_id(value: Any, *, path: PathLike, line: int, field: str) -> str:
 
 
 def parse_number(value: Any, *, path: PathLike, line: int, field: str) -> float:
-    """A finite number from a JSON number or its text; booleans are refused."""
+    """A finite number from a JSON number or its text (a plain decimal); booleans are refused."""
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(OverflowError):  # a JSON integer too large for a float
             number = float(value)
+    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip(" \t")):
+        number = float(value)
     if number is None or not math.isfinite(number):
-        message = f"expected a finite number, got {value!r}"
+        message = f"expected a finite number, got {excerpt(value)}"
         raise DataError(message, path=str(path), line=line, field=field)
     return number
 
@@ -229,7 +240,7 @@ def parse_click(value: Any, *, path: PathLike, line: int, field: str) -> float:
         return float(value)
     click = parse_number(value, path=path, line=line, field=field)
     if click not in (0.0, 1.0):
-        message = f"click must be 0 or 1, got {value!r}"
+        message = f"click must be 0 or 1, got {excerpt(value)}"
         raise DataError(message, path=str(path), line=line, field=field)
     return click
 
@@ -263,26 +274,47 @@ def iter_rows(
 
     A CSV row's keys are the header's columns in order; a CSV record whose quoted field spans
     lines is numbered by its first line. Each column in ``required`` must be in the CSV header
-    (else DataError on line 1) or in every JSON object. Rows with the wrong number of fields,
-    invalid JSON or a missing key are bad rows, counted as ``<role>.bad_row``.
+    (else DataError on the header's line) or in every JSON object. Rows with the wrong number of
+    fields, invalid JSON or a missing key are bad rows, counted as ``<role>.bad_row``; invalid
+    UTF-8 and broken CSV quoting are errors whatever the policy. Once the file is read, its
+    rows (kept or not, blank lines aside) are counted under ``role``.
     """
-    lines = _utf8_lines(path)
-    if path.suffix == ".csv":
-        yield from _csv_rows(path, lines, role, required, policy)
-    else:
-        yield from _jsonl_rows(path, lines, role, required, policy)
+    lines = _utf8_lines(path, role, policy.report)
+    rows = _csv_rows if path.suffix == ".csv" else _jsonl_rows
+    counter = _RowCounter()
+    yield from rows(path, lines, role, required, policy, counter)
+    policy.report.read(role, counter.n, str(path))
 
 
-def _utf8_lines(path: Path) -> Iterator[str]:
-    """Each line of ``path`` with its line ending, decoded alone so that an error names it."""
+@dataclasses.dataclass
+class _RowCounter:
+    n: int = 0
+
+
+def _utf8_lines(path: Path, role: str, report: ReadReport) -> Iterator[str]:
+    """Each line of ``path`` with its line ending, decoded alone so that an error names it.
+
+    Encoding errors are never skipped as bad rows: they mean the file is in another encoding,
+    which would lose every row with a non-ASCII character. A last line without a line ending
+    (how a truncated file ends) is read, and noted as ``<role>.no_final_newline``.
+    """
     try:
         with open(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
-                    message = f"invalid UTF-8: {err.reason}"
+                    if number == 1 and raw.startswith(_UTF16_BOMS):
+                        message = "file is UTF-16 (it starts with a UTF-16 byte order mark); "
+                        message += "expected UTF-8"
+                    else:
+                        message = f"invalid UTF-8 at byte {err.start + 1} of the line: {err.reason}"
                     raise DataError(message, path=str(path), line=number) from None
+                if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark
+                    message = "NUL character (is the file UTF-16?)"
+                    raise DataError(message, path=str(path), line=number)
+                if not text.endswith("\n") and text.strip():
+                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
                 yield text[1:] if number == 1 and text.startswith(_BOM) else text
     except FileNotFoundError:
         raise DataError("file not found", path=str(path)) from None
@@ -290,17 +322,60 @@ def _utf8_lines(path: Path) -> Iterator[str]:
         raise DataError(f"cannot read file: {err.strerror}", path=str(path)) from None
 
 
+_CR_STAND_IN = "\x00"  # never in a line that reaches the CSV reader: _utf8_lines refuses NUL
+
+
+class _CarriageReturns:
+    """Lines with each carriage return that does not end its line swapped for a stand-in.
+
+    Python's csv reader refuses a ``\\r`` inside an unquoted field, yet its own writer leaves
+    such fields unquoted when the line terminator is ``\\n`` (pandas' to_csv too): lines are
+    split on ``\\n`` only, so the ``\\r`` is text, and is put back after parsing.
+    """
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines, self.seen = lines, False
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self.lines:
+            body = text.removesuffix("\n").removesuffix("\r")
+            if "\r" in body:
+                self.seen = True
+                text = body.replace("\r", _CR_STAND_IN) + text[len(body) :]
+            yield text
+
+
 def _csv_rows(
-    path: Path, lines: Iterator[str], role: str, required: Sequence[str], policy: RowPolicy
+    path: Path,
+    lines: Iterator[str],
+    role: str,
+    required: Sequence[str],
+    policy: RowPolicy,
+    counter: _RowCounter,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(lines)
-    header = next(reader, [])
+    # Raising the limit only loosens a check that other code in the process may rely on.
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    crs = _CarriageReturns(lines)
+    reader = csv.reader(crs, strict=True)
+    header: list[str] = []
+    try:
+        while not header:  # blank lines before the header
+            header = next(reader)
+    except StopIteration:
+        pass
+    except csv.Error as err:
+        raise DataError(f"bad CSV header: {err}", path=str(path), line=reader.line_num) from None
+    header_line = max(reader.line_num, 1)
+    if crs.seen:
+        header = [f.replace(_CR_STAND_IN, "\r") for f in header]
     for column in required:
         if column not in header:
-            raise DataError(f"missing column {column!r}", path=str(path), line=1, field=column)
+            message = f"missing column {column!r}"
+            raise DataError(message, path=str(path), line=header_line, field=column)
     if len(set(header)) != len(header):
         duplicate = next(c for c in header if header.count(c) > 1)
-        raise DataError(f"duplicate column {duplicate!r}", path=str(path), line=1, field=duplicate)
+        message = f"duplicate column {excerpt(duplicate)}"
+        raise DataError(message, path=str(path), line=header_line, field=duplicate)
     while True:
         start = reader.line_num + 1
         try:
@@ -308,12 +383,18 @@ def _csv_rows(
         except StopIteration:
             return
         except csv.Error as err:
-            policy.reject(
-                DataError(f"bad CSV: {err}", path=str(path), line=start), f"{role}.bad_row"
-            )
+            # Never skipped: after a broken quote the reader cannot tell where the row ends,
+            # and would read the rest of a multi-line field as rows of its own.
+            message = f"bad CSV: {err}"
+            if str(err) == "unexpected end of data":
+                message = "a quoted field opened here is never closed (the file ends on line "
+                message += f"{reader.line_num})"
+            raise DataError(message, path=str(path), line=start) from None
+        if not fields:  # a blank line; one of spaces is a row with too few fields
             continue
-        if not fields:  # a blank line
-            continue
+        if crs.seen:
+            fields = [f.replace(_CR_STAND_IN, "\r") for f in fields]
+        counter.n += 1
         if len(fields) != len(header):
             message = f"expected {len(header)} comma-separated fields, found {len(fields)}"
             policy.reject(DataError(message, path=str(path), line=start), f"{role}.bad_row")
@@ -321,19 +402,58 @@ def _csv_rows(
         yield start, dict(zip(header, fields, strict=True))
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a repeated key is an error rather than the last value silently winning."""
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(f"key {excerpt(key)} appears twice in one object")
+    return row
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_object)
+
+
+def _parse_json(text: str) -> Any:
+    """The JSON value of one line; ValueError with a short reason if it has none."""
+    try:
+        value = _JSON.decode(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"invalid JSON: {err.msg} (column {err.colno})") from None
+    except ValueError as err:  # a repeated key, an integer of more than 4300 digits
+        raise ValueError(f"invalid JSON: {err}") from None
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deeply") from None
+    # An escaped lone surrogate ("\\ud800") decodes to a str that no UTF-8 file can hold.
+    if "\\ud" in text or "\\uD" in text:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("invalid JSON: a \\u escape is an unpaired UTF-16 surrogate") from None
+    return value
+
+
 def _jsonl_rows(
-    path: Path, lines: Iterator[str], role: str, required: Sequence[str], policy: RowPolicy
+    path: Path,
+    lines: Iterator[str],
+    role: str,
+    required: Sequence[str],
+    policy: RowPolicy,
+    counter: _RowCounter,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        counter.n += 1
         try:
-            row = json.loads(text)
-        except json.JSONDecodeError as err:
-            policy.reject(
-                DataError(f"invalid JSON: {err.msg}", path=str(path), line=number),
-                f"{role}.bad_row",
-            )
+            row = _parse_json(text)
+        except ValueError as err:
+            policy.reject(DataError(str(err), path=str(path), line=number), f"{role}.bad_row")
             continue
         if not isinstance(row, dict):
             message = f"expected a JSON object, got {type(row).__name__}"
@@ -462,7 +582,8 @@ def _target_parser(
             return names
         unknown = [name for name in names if name not in label_names]
         if unknown:
-            message = f"label {unknown[0]!r} does not occur in train (labels: {label_names})"
+            known = excerpt(label_names, 200)
+            message = f"label {excerpt(unknown[0])} does not occur in train (labels: {known})"
             raise _UnknownLabel(message, path=str(path), line=line, field=column)
         return names
 

@@ -5,6 +5,10 @@ module must not be used). Lines end in ``\\n`` or ``\\r\\n``; a ``\\r`` anywhere
 field. Every malformed row raises :class:`~jaxrec.errors.DataError` naming file, line and field,
 unless ``skip_bad_rows=True``, in which case it is dropped and counted in a :class:`ReadReport`.
 Blank lines count as malformed rows: MIND files have none, so one signals a damaged file.
+Files are UTF-8, a byte order mark allowed; invalid UTF-8 (or UTF-16) is an error even with
+``skip_bad_rows``. News IDs hold no whitespace (behaviors.tsv separates IDs by whitespace, so
+such an ID could never be referenced). Every file's rows are counted in the report under its
+role (``news``, ``behaviors``), so that the share of skipped rows can be checked.
 """
 
 from __future__ import annotations
@@ -15,10 +19,9 @@ import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from jaxrec.data.report import ReadReport
-from jaxrec.errors import ConfigError, DataError
+from jaxrec.errors import ConfigError, DataError, excerpt
 
 NEWS_FILE = "news.tsv"
 BEHAVIORS_FILE = "behaviors.tsv"
@@ -28,6 +31,7 @@ BEHAVIORS_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions
 UNKNOWN_NEWS_POLICIES = ("empty", "error")
 
 _BOM = "\ufeff"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _LABEL_SUFFIXES = ("-0", "-1")
 _LABEL_VALUES = {"0": 0, "1": 1}
 
@@ -67,33 +71,45 @@ class MindSplit:
     labelled: bool
 
 
-def _lines(path: PathLike) -> Iterator[tuple[int, str]]:
+def _lines(path: PathLike, role: str, report: ReadReport) -> Iterator[tuple[int, str]]:
     """Yields (1-based line number, text without its line ending) for each line of ``path``.
 
     Reads bytes and decodes each line on its own: bytes iteration splits on ``\\n`` only (text
     mode with newline="" would also split on a lone ``\\r``), and a decoding error can then be
-    pinned to its exact line.
+    pinned to its exact line. Encoding errors are never skipped as bad rows: they mean the
+    file is in another encoding, which would lose every row with a non-ASCII character. A last
+    line without a line ending is read, and noted (``<role>.no_final_newline``): it is how a
+    truncated file ends.
     """
     try:
         with open(path, "rb") as handle:
-            yield from _decode_lines(handle, path)
+            for number, raw in enumerate(handle, start=1):
+                text = _decode(raw, path, number)
+                if not text:  # a file that is only a byte order mark has no lines
+                    continue
+                if text.endswith("\n"):
+                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
+                else:
+                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
+                yield number, text
     except FileNotFoundError:
         raise DataError("file not found", path=str(path)) from None
     except OSError as err:
         raise DataError(f"cannot read file: {err.strerror}", path=str(path)) from None
 
 
-def _decode_lines(handle: BinaryIO, path: PathLike) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(handle, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise DataError(f"invalid UTF-8: {err.reason}", path=str(path), line=number) from None
-        if number == 1 and text.startswith(_BOM):
-            text = text[1:]
-        if text.endswith("\n"):
-            text = text[:-2] if text.endswith("\r\n") else text[:-1]
-        yield number, text
+def _decode(raw: bytes, path: PathLike, number: int) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if number == 1 and raw.startswith(_UTF16_BOMS):
+            message = "file is UTF-16 (it starts with a UTF-16 byte order mark); expected UTF-8"
+        else:
+            message = f"invalid UTF-8 at byte {err.start + 1} of the line: {err.reason}"
+        raise DataError(message, path=str(path), line=number) from None
+    if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark has many
+        raise DataError("NUL character (is the file UTF-16?)", path=str(path), line=number)
+    return text[1:] if number == 1 and text.startswith(_BOM) else text
 
 
 def _split_row(text: str, n_columns: int, path: PathLike, number: int) -> list[str]:
@@ -112,7 +128,7 @@ def _skip_or_raise(err: DataError, skip_bad_rows: bool, report: ReadReport, reas
     """Raises ``err``, or with ``skip_bad_rows`` counts it under ``reason`` (the row is dropped)."""
     if not skip_bad_rows:
         raise err
-    report.add(reason, example=str(err))
+    report.skip(reason, example=str(err))
 
 
 def read_news(
@@ -124,18 +140,20 @@ def read_news(
     """
     report = report if report is not None else ReadReport()
     news: dict[str, News] = {}
-    for number, text in _lines(path):
+    number = 0
+    for number, text in _lines(path, "news", report):
         try:
             item = _parse_news(text, path, number)
         except DataError as err:
             _skip_or_raise(err, skip_bad_rows, report, "news.bad_row")
             continue
         if item.news_id in news:
-            message = f"duplicate news ID {item.news_id!r}"
+            message = f"duplicate news ID {excerpt(item.news_id)}"
             err = DataError(message, path=str(path), line=number, field="news_id")
             _skip_or_raise(err, skip_bad_rows, report, "news.duplicate_id")
             continue
         news[item.news_id] = item
+    report.read("news", number, str(path))
     return news
 
 
@@ -145,6 +163,9 @@ def _parse_news(text: str, path: PathLike, number: int) -> News:
     )
     if not news_id:
         raise DataError("empty news ID", path=str(path), line=number, field="news_id")
+    if news_id.split() != [news_id]:
+        message = f"news ID {excerpt(news_id)} contains whitespace"
+        raise DataError(message, path=str(path), line=number, field="news_id")
     return News(news_id, category, subcategory, title, abstract)
 
 
@@ -167,24 +188,29 @@ def _read_behaviors(
     path = parser.path
     impressions: list[Impression] = []
     seen_ids: set[str] = set()
-    for number, text in _lines(path):
+    number = 0
+    for number, text in _lines(path, "behaviors", report):
         try:
             impression = parser.parse(text, number)
         except DataError as err:
             _skip_or_raise(err, skip_bad_rows, report, "behaviors.bad_row")
             continue
         if impression.impression_id in seen_ids:
-            message = f"duplicate impression ID {impression.impression_id!r}"
+            message = f"duplicate impression ID {excerpt(impression.impression_id)}"
             err = DataError(message, path=str(path), line=number, field="impression_id")
             _skip_or_raise(err, skip_bad_rows, report, "behaviors.duplicate_id")
             continue
         seen_ids.add(impression.impression_id)
         impressions.append(impression)
+    report.read("behaviors", number, path)
     return impressions
 
 
 class _BehaviorsParser:
     """Parses behaviors.tsv rows, remembering whether the file is labelled.
+
+    The first row that parses decides it; a row that is rejected decides nothing, so that one
+    damaged row at the top cannot turn every later row into a bad one.
 
     MINDlarge has 2.2M rows, so the common case avoids per-token Python work: users keep one
     history across a split (identical history strings share one tuple), times repeat their day
@@ -216,7 +242,7 @@ class _BehaviorsParser:
         if not user_id:
             raise self.error("empty user ID", number, "user_id")
         candidates, labels = self._parse_impressions(impressions, number)
-        return Impression(
+        impression = Impression(
             impression_id=impression_id,
             user_id=user_id,
             time=self._parse_time(time, number),
@@ -225,6 +251,8 @@ class _BehaviorsParser:
             labels=labels,
             line=number,
         )
+        self.labelled = labels is not None
+        return impression
 
     def _parse_history(self, history: str) -> tuple[str, ...]:
         ids = self._histories.get(history)
@@ -251,7 +279,9 @@ class _BehaviorsParser:
                 clock = self._clocks[clock_text] = _parse_clock(clock_text)
             except ValueError:
                 raise self.error(
-                    f"cannot parse time {text!r}, expected M/D/YYYY h:mm:ss AM|PM", number, "time"
+                    f"cannot parse time {excerpt(text)}, expected M/D/YYYY h:mm:ss AM|PM",
+                    number,
+                    "time",
                 ) from None
         return datetime.datetime.combine(date, clock)
 
@@ -261,13 +291,12 @@ class _BehaviorsParser:
         tokens = text.split()
         if not tokens:
             raise self.error("no candidates", number, "impressions")
-        if self.labelled is None:
-            self.labelled = "-" in tokens[0]
-        if not self.labelled:
+        labelled = self.labelled if self.labelled is not None else "-" in tokens[0]
+        if not labelled:
             if "-" in text:
                 raise self.error("labelled candidate in an unlabelled file", number, "impressions")
             return self._shared(tokens), None
-        if _is_clean_labelled(text, len(tokens)):
+        if _is_clean_labelled(text, tokens):
             ids_and_labels = text.replace("-", " ").split(" ")
             candidates = self._shared(ids_and_labels[0::2])
             return candidates, tuple(map(_LABEL_VALUES.__getitem__, ids_and_labels[1::2]))
@@ -282,11 +311,11 @@ class _BehaviorsParser:
         for token in tokens:
             news_id, dash, label = token.rpartition("-")
             if not dash:
-                message = f"unlabelled candidate {token!r} in a labelled file"
+                message = f"unlabelled candidate {excerpt(token)} in a labelled file"
             elif label not in _LABEL_VALUES:
-                message = f"candidate {token!r}: label must be 0 or 1"
+                message = f"candidate {excerpt(token)}: label must be 0 or 1"
             elif not news_id or "-" in news_id:
-                message = f"candidate {token!r}: news ID empty or containing '-'"
+                message = f"candidate {excerpt(token)}: news ID empty or containing '-'"
             else:
                 candidates.append(news_id)
                 labels.append(_LABEL_VALUES[label])
@@ -295,14 +324,17 @@ class _BehaviorsParser:
         return self._shared(candidates), tuple(labels)
 
 
-def _is_clean_labelled(text: str, n_tokens: int) -> bool:
+def _is_clean_labelled(text: str, tokens: list[str]) -> bool:
     """True if ``text`` is ``ID-L ID-L ...`` with single spaces, IDs free of '-', L in {0, 1}.
 
-    Each of the n-1 spaces must follow "-0" or "-1", the last token must end so too, and with
-    exactly n dashes and none starting a token, every token is one non-empty ID and one label.
+    ``text`` must be its tokens joined by single spaces: other whitespace (a tab is impossible,
+    but a form feed or no-break space is not) would otherwise stay glued to an ID. Then each of
+    the n-1 spaces must follow "-0" or "-1", the last token must end so too, and with exactly n
+    dashes and none starting a token, every token is one non-empty ID and one label.
     """
+    n_tokens = len(tokens)
     return (
-        text.count(" ") == n_tokens - 1
+        text == " ".join(tokens)
         and text.count("-") == n_tokens
         and text.count("-0 ") + text.count("-1 ") == n_tokens - 1
         and text.endswith(_LABEL_SUFFIXES)
@@ -385,7 +417,7 @@ def _find_unknown_news(
                 continue
             missing = [i for i in ids if i in suspects]
             if unknown_news == "error":
-                message = f"news ID {missing[0]!r} is not in {NEWS_FILE}"
+                message = f"news ID {excerpt(missing[0])} is not in {NEWS_FILE}"
                 raise DataError(message, path=str(behaviors_path), line=imp.line, field=field)
             report.add(reason, len(missing), example=f"{behaviors_path}:{imp.line}: {missing[0]}")
             unknown.update(dict.fromkeys(missing))

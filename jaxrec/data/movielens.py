@@ -6,10 +6,13 @@ text for the encoder built from the demographic and movie fields:
     user: "age 24, gender M, occupation technician"       (1M: "age 25-34, ...")
     item: "Toy Story (1995); genres: Animation, Children's, Comedy"
 
-The files are Latin-1 with no header; lines end in ``\\n`` (``\\r\\n`` is accepted too). A
-malformed row raises :class:`~jaxrec.errors.DataError` naming file, line and field, or with
+GroupLens ships the files in Latin-1 with no header; lines end in ``\\n`` (``\\r\\n`` is accepted
+too). A line that is valid UTF-8 is read as UTF-8 (a copy someone re-saved), any other as
+Latin-1, so neither reads as mojibake; a UTF-8 byte order mark is dropped. A malformed row
+raises :class:`~jaxrec.errors.DataError` naming file, line and field, or with
 ``skip_bad_rows=True`` is dropped and counted (``users.bad_row``, ``train.unknown_item``, ...;
-100K's split files are the roles ``train`` and ``test``, 1M's ratings.dat is ``ratings``).
+100K's split files are the roles ``train`` and ``test``, 1M's ratings.dat is ``ratings``), as
+are the rows read from each file.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from jaxrec.data.interactions import (
     parse_rating,
 )
 from jaxrec.data.report import ReadReport
-from jaxrec.errors import ConfigError, DataError
+from jaxrec.errors import ConfigError, DataError, excerpt
 
 PathLike = str | os.PathLike[str]
 
@@ -58,16 +61,39 @@ OCCUPATIONS_1M = (
 )  # fmt: skip
 _OCCUPATION_CODES = {str(code): name for code, name in enumerate(OCCUPATIONS_1M)}
 TFDS_NAME = "movielens/100k-ratings"
+GENDERS = ("M", "F")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def _latin1_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line, text without its line ending); Latin-1 decodes any byte, so never fails."""
+def _text_lines(
+    path: Path, role: str | None = None, report: ReadReport | None = None
+) -> Iterator[tuple[int, str]]:
+    """(1-based line, text without its line ending): UTF-8 where the line is valid UTF-8, else
+    Latin-1 (which decodes any byte). A last line without a line ending (how a truncated file
+    ends) is read, and noted in ``report`` as ``<role>.no_final_newline``."""
     try:
         with open(path, "rb") as handle:
             for number, raw in enumerate(handle, start=1):
-                text = raw.decode("latin-1")
+                if number == 1:
+                    if raw.startswith(_UTF16_BOMS):
+                        message = "file is UTF-16 (it starts with a UTF-16 byte order mark); "
+                        message += "expected Latin-1 or UTF-8"
+                        raise DataError(message, path=str(path), line=1)
+                    raw = raw.removeprefix(_UTF8_BOM)  # also before a line read as Latin-1
+                    if not raw:  # a file that is only a byte order mark has no lines
+                        continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = raw.decode("latin-1")
+                if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark
+                    message = "NUL character (is the file UTF-16?)"
+                    raise DataError(message, path=str(path), line=number)
                 if text.endswith("\n"):
                     text = text[:-2] if text.endswith("\r\n") else text[:-1]
+                elif report is not None:
+                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
                 yield number, text
     except FileNotFoundError:
         raise DataError("file not found", path=str(path)) from None
@@ -81,8 +107,10 @@ def _rows(
     """Yields (line, fields) for rows with ``n_fields`` fields; the others are bad rows.
 
     Blank lines are bad rows too: GroupLens files have none, so one signals a damaged file.
+    Once the file is read, its lines are counted under ``role`` in the report.
     """
-    for number, text in _latin1_lines(path):
+    number = 0
+    for number, text in _text_lines(path, role, policy.report):
         fields = text.split(separator)
         if len(fields) != n_fields:
             message = (
@@ -93,6 +121,7 @@ def _rows(
             policy.reject(DataError(message, path=str(path), line=number), f"{role}.bad_row")
             continue
         yield number, fields
+    policy.report.read(role, number, str(path))
 
 
 def _read_table(
@@ -141,7 +170,7 @@ def _read_ratings(
             value = parse_rating(rating, RATING_RANGE, path=path, line=line, field="rating")
             if not (timestamp.isascii() and timestamp.isdigit()):
                 raise where.error(
-                    f"timestamp must be whole seconds, got {timestamp!r}", "timestamp"
+                    f"timestamp must be whole seconds, got {excerpt(timestamp)}", "timestamp"
                 )
         except DataError as err:
             policy.reject(err, f"{builder.role}.bad_row")
@@ -209,22 +238,32 @@ def _read_genres(path: Path) -> tuple[str, ...]:
     if not path.exists():
         return GENRES_100K
     names: list[str] = []
-    for number, text in _latin1_lines(path):
+    for number, text in _text_lines(path):
         if not text.strip():
             continue
         name, _, index = text.rpartition("|")
         if not name or index != str(len(names)):
-            message = f"expected 'name|{len(names)}', got {text!r}"
+            message = f"expected 'name|{len(names)}', got {excerpt(text)}"
             raise DataError(message, path=str(path), line=number)
         names.append(name)
+    if not names:
+        raise DataError("no genres (expected 'name|0', 'name|1', ... lines)", path=str(path))
     return tuple(names)
 
 
 def _parse_user_100k(fields: list[str], where: _Where) -> tuple[str, str]:
     user_id, age, gender, occupation, _zip_code = fields
     if not (age.isascii() and age.isdigit()):
-        raise where.error(f"age must be a whole number, got {age!r}", "age")
+        raise where.error(f"age must be a whole number, got {excerpt(age)}", "age")
+    _check_gender(gender, where)
+    if not occupation.strip():
+        raise where.error("empty occupation", "occupation")
     return where.id(user_id, "user_id"), _user_text(age, gender, occupation)
+
+
+def _check_gender(gender: str, where: _Where) -> None:
+    if gender not in GENDERS:
+        raise where.error(f"gender must be one of {GENDERS}, got {excerpt(gender)}", "gender")
 
 
 def _parse_item_100k(fields: list[str], genres: tuple[str, ...], where: _Where) -> tuple[str, str]:
@@ -232,7 +271,7 @@ def _parse_item_100k(fields: list[str], genres: tuple[str, ...], where: _Where) 
     flags = fields[len(ITEM_COLUMNS_100K) :]
     for name, flag in zip(genres, flags, strict=True):
         if flag not in ("0", "1"):
-            raise where.error(f"genre flag must be 0 or 1, got {flag!r}", name)
+            raise where.error(f"genre flag must be 0 or 1, got {excerpt(flag)}", name)
     chosen = [name for name, flag in zip(genres, flags, strict=True) if flag == "1"]
     return where.id(movie_id, "movie_id"), _item_text(title, chosen)
 
@@ -269,6 +308,7 @@ def read_movielens_1m(
 
 def _parse_user_1m(fields: list[str], where: _Where) -> tuple[str, str]:
     user_id, gender, age, occupation, _zip_code = fields
+    _check_gender(gender, where)
     if age not in AGE_GROUPS_1M:
         raise where.error(f"age must be one of the codes {list(AGE_GROUPS_1M)}", "age")
     if occupation not in _OCCUPATION_CODES:
@@ -319,7 +359,11 @@ _TFDS_FEATURES = (
 
 
 def read_movielens_tfds(
-    data_dir: PathLike | None = None, *, seed: int = 0, test_fraction: float = 0.1
+    data_dir: PathLike | None = None,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.1,
+    report: ReadReport | None = None,
 ) -> PairData:
     """Reads TFDS's ``movielens/100k-ratings`` (prepared beforehand; nothing is downloaded).
 
@@ -352,8 +396,12 @@ def read_movielens_tfds(
         return features
 
     batches = list(tfds.as_numpy(ds.map(encode).batch(8192)))
+    if not batches:
+        raise DataError(f"TFDS dataset {TFDS_NAME} has no examples", path=str(builder.data_dir))
     columns = {key: np.concatenate([b[key] for b in batches]) for key in batches[0]}
-    return pair_data_from_tfds_columns(columns, genre_names, seed=seed, test_fraction=test_fraction)
+    return pair_data_from_tfds_columns(
+        columns, genre_names, seed=seed, test_fraction=test_fraction, report=report
+    )
 
 
 def pair_data_from_tfds_columns(
@@ -362,31 +410,62 @@ def pair_data_from_tfds_columns(
     *,
     seed: int,
     test_fraction: float,
+    report: ReadReport | None = None,
 ) -> PairData:
     """PairData from movielens/100k-ratings features as numpy columns (strings as bytes).
 
     ``columns["movie_genres"]`` is the [n, len(genre_names)] multi-hot of each movie's genres.
+    A value that cannot be used raises DataError naming the example (1-based, as ``line``) and
+    the feature; an age bucket outside the ML-1M codes reads as "unknown" and is counted
+    (``users.unknown_age``).
     """
-    users = [u.decode() for u in columns["user_id"]]
-    items = [i.decode() for i in columns["movie_id"]]
+    report = report if report is not None else ReadReport()
+    source = f"tfds:{TFDS_NAME}"
+
+    def text(key: str, row: int) -> str:
+        try:
+            return columns[key][row].decode("utf-8")
+        except UnicodeDecodeError as err:
+            message = f"invalid UTF-8: {err.reason}"
+            raise DataError(message, path=source, line=row + 1, field=key) from None
+
+    def id_(key: str, row: int) -> str:
+        return parse_id(text(key, row), path=source, line=row + 1, field=key)
+
+    n = len(columns["user_id"])
+    users = [id_("user_id", row) for row in range(n)]
+    items = [id_("movie_id", row) for row in range(n)]
+    ratings = np.asarray(columns["user_rating"], dtype=np.float64)
+    low, high = RATING_RANGE
+    bad = np.flatnonzero(~(np.isfinite(ratings) & (ratings >= low) & (ratings <= high)))
+    if len(bad):
+        row = int(bad[0])
+        message = f"rating {ratings[row]:g} is not a number in [{low:g}, {high:g}]"
+        raise DataError(message, path=source, line=row + 1, field="user_rating")
     user_text: dict[str, str] = {}
     item_text: dict[str, str] = {}
     for row, (user, item) in enumerate(zip(users, items, strict=True)):
         if user not in user_text:
-            age = AGE_GROUPS_1M.get(str(int(columns["bucketized_user_age"][row])), "unknown")
+            bucket = str(int(columns["bucketized_user_age"][row]))
+            age = AGE_GROUPS_1M.get(bucket)
+            if age is None:
+                age = "unknown"
+                example = f"{source}:{row + 1}: bucketized_user_age {bucket}"
+                report.add("users.unknown_age", example=example)
             gender = "M" if columns["user_gender"][row] else "F"
-            occupation = columns["user_occupation_text"][row].decode()
+            occupation = text("user_occupation_text", row)
             user_text[user] = _user_text(age, gender, occupation)
         if item not in item_text:
             flags = columns["movie_genres"][row]
             genres = [name for name, flag in zip(genre_names, flags, strict=True) if flag]
-            item_text[item] = _item_text(columns["movie_title"][row].decode(), genres)
+            item_text[item] = _item_text(text("movie_title", row), genres)
+    report.read("ratings", n, source)
     data = Interactions(
         users=np.array(users, dtype=object),
         items=np.array(items, dtype=object),
-        targets=np.asarray(columns["user_rating"], dtype=np.float32),
-        lines=np.arange(1, len(users) + 1, dtype=np.int64),
-        source=f"tfds:{TFDS_NAME}",
+        targets=ratings.astype(np.float32),
+        lines=np.arange(1, n + 1, dtype=np.int64),
+        source=source,
     )
     train, test = random_split(data, seed=seed, test_fraction=test_fraction)
     return _rating_data(train, test, user_text, item_text)

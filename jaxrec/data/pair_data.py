@@ -41,7 +41,7 @@ def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = N
     }
     split = {"seed": cfg.get("seed", 0), "test_fraction": cfg.get("test_fraction", 0.1)}
     if fmt == "movielens_tfds":
-        return movielens.read_movielens_tfds(path, **split)
+        return movielens.read_movielens_tfds(path, **split, report=report)
     if path is None:
         raise ConfigError(f"data.path must name the folder for data.format={fmt!r}")
     if fmt == "movielens100k":

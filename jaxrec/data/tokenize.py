@@ -10,7 +10,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from jaxrec.errors import CheckpointError
+from jaxrec.errors import CheckpointError, ConfigError
 
 
 class TextTokenizer:
@@ -51,6 +51,10 @@ class TextTokenizer:
         Longer texts are truncated (the pair's second text first shortened when one is given),
         shorter ones padded with [PAD].
         """
+        # [CLS] and [SEP] (and a second [SEP] for pairs) must fit, or rows come back ragged.
+        needed = 2 if pairs is None else 3
+        if max_length < needed:
+            raise ConfigError(f"token length {max_length} is too short: need at least {needed}")
         tok = self._tok
         tok.enable_truncation(max_length, strategy="longest_first")
         tok.enable_padding(length=max_length, pad_id=self.pad_id, pad_token="[PAD]")
@@ -83,6 +87,9 @@ def _lowercase(folder: Path) -> bool:
     if not path.exists():
         return True
     try:
-        return bool(json.loads(path.read_text(encoding="utf-8")).get("do_lower_case", True))
-    except (OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: unreadable: {e}") from None
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError(f"{path}: unreadable: {e!r}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return bool(config.get("do_lower_case", True))
