@@ -44,6 +44,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.skip_bad_rows = False
     c.data.unknown_ids = "error"  # IDs missing from the user/item tables: error | skip
     c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
+    c.data.max_skipped_share = 0.1  # with skipping on, stop when more of a file is skipped
 
     c.train = common.train_fields()
     c.train.batch_size = 64

@@ -40,6 +40,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.skip_bad_rows = False
     c.data.unknown_news = "empty"  # IDs missing from news.tsv: empty | error
     c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
+    c.data.max_skipped_share = 0.1  # with skipping on, stop when more of a file is skipped
 
     c.train = common.train_fields()
     c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10

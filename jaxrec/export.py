@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no flags."""
+    cli.define_flags()
     flags.DEFINE_string("workdir", None, "A training workdir.")
     flags.DEFINE_string("output", None, "Folder to write (must be new or empty, or --overwrite).")
     flags.DEFINE_string("step", "best", "best, latest, or a checkpoint step.")

@@ -15,6 +15,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
+from jaxrec import cli  # noqa: E402
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
     "config",
@@ -41,6 +43,7 @@ flags.DEFINE_integer(
     "Seconds without a heartbeat after which the other processes treat one as dead and stop.",
 )
 flags.mark_flags_as_required(["config", "workdir"])
+cli.define_flags()
 
 
 def main(argv: list[str]) -> None:
@@ -48,7 +51,7 @@ def main(argv: list[str]) -> None:
     import tensorflow as tf
 
     tf.config.set_visible_devices([], "GPU")
-    from jaxrec import cli, train
+    from jaxrec import train
 
     def body() -> str:
         initialize_distributed()

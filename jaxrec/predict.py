@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 def define_flags() -> None:
     """Defined only when run as a program, so importing this module defines no flags."""
+    cli.define_flags()
     flags.DEFINE_string(
         "workdir", None, "A training workdir (config.json, encoder/, checkpoints/)."
     )
@@ -69,8 +70,7 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
         report=report,
         data_dir=data_dir,
     )
-    if report.as_dict():
-        log.warning("skipped or defaulted while reading: %s", report.as_dict())
+    report.log(log)
     scores = evaluate.score_split(fns, states, data.table, data.log, batch_size)
     tmp = Path(f"{output}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -31,6 +31,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from jaxrec import checkpointing, flops, optim, pretrained, sharding
+from jaxrec.config_checks import check_config
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
@@ -192,6 +193,7 @@ def place_optimizer(config, trainable: nnx.State, frozen: nnx.State, mesh, num_s
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
+    check_config(config)  # every value, before anything is read, written or compiled
     mesh = sharding.make_mesh(config.mesh.shape)
     task_type = get_task(config.task)
     validate(config, mesh, task_type.SHARDED_SIZES)
@@ -220,8 +222,7 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         feed=feed,
         report=report,
     )
-    if report.as_dict():
-        log.warning("skipped or defaulted while reading: %s", report.as_dict())
+    report.log(log)
 
     # Model and optimizer, placed by the mesh and rule table; only the configured scope
     # of the encoder is trained.
@@ -399,6 +400,7 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         "last_step": step,
         **task.summary(),
         "read_report": report.as_dict(),
+        "rows_read": report.rows_dict(),
         "seconds": round(time.time() - start, 1),
     }
     if lead:

@@ -31,7 +31,10 @@ def load_trained(workdir: str | Path, step: int | str | None = None):
     config_path = workdir / "config.json"
     if not config_path.exists():
         raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    try:
+        config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
+    except (ValueError, TypeError) as e:  # JSONDecodeError, or JSON that is not an object
+        raise CheckpointError(f"{config_path}: not a readable training config ({e})") from None
     encoder_dir = workdir / train.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir)
     tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)

@@ -66,6 +66,15 @@ def news_loss(cached_layers: int):
     return loss
 
 
+def _load_checked(data, name: str, tokenizer, cache_dir, report: ReadReport) -> NewsSplit:
+    """A split, stopped if it skipped more than `data.max_skipped_share` of its rows."""
+    split_report = ReadReport()  # per split, so an error names that split's files
+    split = load_split(data, name, tokenizer, cache_dir=cache_dir, report=split_report)
+    split_report.check_share(data.get("max_skipped_share", 1.0))  # older workdirs lack it
+    report.merge(split_report)
+    return split
+
+
 def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
     """Dev metrics of ranking candidates by their click count in the training impressions."""
     counts = metrics.popularity_scores(
@@ -94,8 +103,10 @@ class NewsTask:
         report: ReadReport,
     ) -> None:
         self.config, self.feed = config, feed
-        self.train = load_split(config.data, "train", tokenizer, cache_dir=cache_dir, report=report)
-        self.dev = load_split(config.data, "dev", tokenizer, cache_dir=cache_dir, report=report)
+        self.train, self.dev = (
+            _load_checked(config.data, name, tokenizer, cache_dir, report)
+            for name in ("train", "dev")
+        )
         self.metric_names = metrics.METRIC_NAMES
         self.samples_per_epoch = count_train_samples(self.train.log)
         self.extra = None

@@ -140,6 +140,7 @@ class PairTask:
     ) -> None:
         self.config, self.feed = config, feed
         self.data = load_pair_data(config.data, report)
+        report.check_share(config.data.get("max_skipped_share", 1.0))  # older workdirs lack it
         d = config.data
         self.users = build_text_table(self.data.user_text, tokenizer, d.user_len, cache_dir)
         self.items = build_text_table(self.data.item_text, tokenizer, d.item_len, cache_dir)
