@@ -8,6 +8,7 @@ Nothing is re-encoded per impression.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -74,6 +75,35 @@ def lower_cache(
     return LowerCache(layers, jax.block_until_ready(jnp.concatenate(parts)))
 
 
+def table_vectors(
+    feed: Feed,
+    tokens: dict[str, np.ndarray],
+    batch_size: int,
+    encode: Callable,
+    encode_from: Callable | None = None,
+    lower: jax.Array | None = None,
+    start: int = 0,
+) -> np.ndarray:
+    """[rows, D] float32: every row of a token table encoded once, in fixed-size batches.
+
+    `encode(tokens)` runs the whole encoder; with a frozen-layer cache `lower` [rows, L, H],
+    `encode_from(lower, rows, mask, start)` runs only the layers from `start` on.
+    """
+    out = []
+    if lower is None:
+        for batch in padded_batches(tokens, batch_size):
+            put = feed.put({k: batch[k] for k in tokens})
+            out.append(feed.get(encode(put))[batch["valid"]])
+    else:
+        rows = {"rows": np.arange(len(lower), dtype=np.int32), "mask": tokens["attention_mask"]}
+        for batch in padded_batches(rows, batch_size):
+            put = feed.put({k: batch[k] for k in rows})
+            out.append(
+                feed.get(encode_from(lower, put["rows"], put["mask"], start))[batch["valid"]]
+            )
+    return np.concatenate(out).astype(np.float32)
+
+
 def news_vectors(
     fns: NewsInference,
     states,
@@ -82,21 +112,15 @@ def news_vectors(
     cache: LowerCache | None = None,
 ) -> np.ndarray:
     """[len(table), D] float32 vectors, row i for table row i."""
-    out = []
-    if cache is None:
-        for batch in padded_batches(table.tokens, batch_size):
-            tokens = fns.feed.put({k: batch[k] for k in table.tokens})
-            out.append(fns.feed.get(fns.news(states, tokens))[batch["valid"]])
-    else:
-        rows = {
-            "rows": np.arange(len(table), dtype=np.int32),
-            "attention_mask": table.tokens["attention_mask"],
-        }
-        for batch in padded_batches(rows, batch_size):
-            put = fns.feed.put({"rows": batch["rows"], "mask": batch["attention_mask"]})
-            vecs = fns.news_from(states, cache.hidden, put["rows"], put["mask"], cache.layers)
-            out.append(fns.feed.get(vecs)[batch["valid"]])
-    return np.concatenate(out).astype(np.float32)
+    return table_vectors(
+        fns.feed,
+        table.tokens,
+        batch_size,
+        functools.partial(fns.news, states),
+        functools.partial(fns.news_from, states),
+        cache.hidden if cache else None,
+        cache.layers if cache else 0,
+    )
 
 
 def user_vectors(

@@ -10,6 +10,7 @@ runs only the head per pair; a cross-encoder reads each pair.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from jaxrec.data.pipeline import padded_batches, pair_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.data.text_table import TextTable, build_text_table
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.evaluate import table_vectors
 from jaxrec.models.bert import BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
 from jaxrec.models.pair import PairRecommender
@@ -329,23 +331,17 @@ class PairInference:
 
     def vectors(
         self, states, table: TextTable, batch_size: int, lower=None, start: int = 0
-    ) -> jax.Array:
+    ) -> np.ndarray:
         """[rows, H]: every text of a table encoded once (from its cache when given)."""
-        parts = []
-        if lower is None:
-            for batch in padded_batches(table.tokens, batch_size):
-                tokens = self.feed.put({k: batch[k] for k in table.tokens})
-                parts.append(self.encode(states, tokens)[: int(batch["valid"].sum())])
-        else:
-            rows = {
-                "rows": np.arange(len(table), dtype=np.int32),
-                "mask": table.tokens["attention_mask"],
-            }
-            for batch in padded_batches(rows, batch_size):
-                put = self.feed.put({"rows": batch["rows"], "mask": batch["mask"]})
-                vecs = self.encode_from(states, lower, put["rows"], put["mask"], start)
-                parts.append(vecs[: int(batch["valid"].sum())])
-        return jnp.concatenate(parts)
+        return table_vectors(
+            self.feed,
+            table.tokens,
+            batch_size,
+            functools.partial(self.encode, states),
+            functools.partial(self.encode_from, states),
+            lower,
+            start,
+        )
 
     def predict(
         self,
@@ -360,12 +356,18 @@ class PairInference:
         arrays = {k: v for k, v in log_.arrays().items() if k != "targets"}
         out = []
         if self.architecture == "two_tower":
-            user_vecs = self.vectors(states, users, batch_size, lower and lower["users"], start)
-            item_vecs = self.vectors(states, items, batch_size, lower and lower["items"], start)
+            vecs = {
+                name: self.feed.replicate(
+                    self.vectors(states, table, batch_size, lower and lower[name], start)
+                )
+                for name, table in (("users", users), ("items", items))
+            }
             for batch in padded_batches(arrays, batch_size):
                 put = self.feed.put({k: batch[k] for k in arrays})
                 out.append(
-                    self.feed.get(self.head(states, user_vecs, item_vecs, put))[batch["valid"]]
+                    self.feed.get(self.head(states, vecs["users"], vecs["items"], put))[
+                        batch["valid"]
+                    ]
                 )
         else:
             for batch in padded_batches(arrays, batch_size):
