@@ -242,11 +242,7 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
     )
 
     # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
-    metric_name = config.train.early_stopping_metric
-    if metric_name not in task.metric_names:
-        raise ConfigError(
-            f"train.early_stopping_metric {metric_name!r} is not one of {task.metric_names}"
-        )
+    metric_name = config.train.early_stopping_metric  # one of the task's (check_config)
     higher = task.higher_is_better(metric_name)
     ckpt = checkpointing.manager(
         workdir, metric=metric_name, higher_is_better=higher, keep=config.train.keep_checkpoints
