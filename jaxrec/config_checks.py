@@ -170,7 +170,7 @@ def _check_train(c: _Checker) -> None:
     if batch % micro:
         raise c.fail("train.batch_size", batch, f"a multiple of train.micro_batches ({micro})")
     c.integer("train.num_steps", low=1)
-    c.number("train.learning_rate", 0.0, open_low=True)
+    c.number("train.learning_rate", 0.0)  # 0 is allowed: evaluate a frozen model
     c.integer("train.warmup_steps", low=0)
     c.choice("train.schedule", SCHEDULES)
     c.number("train.weight_decay", 0.0)

@@ -43,7 +43,6 @@ COMMON = [
     ("train.batch_size", True),
     ("train.micro_batches", 0),
     ("train.num_steps", 0),
-    ("train.learning_rate", 0.0),
     ("train.learning_rate", -1e-4),
     ("train.learning_rate", float("nan")),
     ("train.learning_rate", "fast"),
