@@ -54,7 +54,11 @@ class Dataset:
 
     def line(self, name: str, fields: list[str]) -> bytes:
         sep = "\t" if name in ("u1.base", "u1.test") else self.sep
-        return sep.join(fields).encode(self.encodings.get(name, "utf-8"))
+        text = sep.join(fields)
+        try:
+            return text.encode(self.encodings.get(name, "utf-8"))
+        except UnicodeEncodeError:  # a corruption Latin-1 cannot hold: a UTF-8 line in the file
+            return text.encode("utf-8")
 
     def write(self, folder, overrides: dict[str, dict[int, bytes]] | None = None) -> None:
         overrides = overrides or {}
