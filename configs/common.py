@@ -42,6 +42,7 @@ def encoder_fields() -> ml_collections.ConfigDict:
     m = ml_collections.ConfigDict()
     m.init_from = "minilm"  # an HF BERT folder, or the packaged MiniLM-L6-H384
     m.dtype = "float32"  # compute dtype: float32 | bfloat16 (parameters stay float32)
+    m.remat = False  # recompute each layer's activations in the backward pass: less memory
     m.trainable_layers = -1  # -1: whole encoder, k: top k layers, 0: frozen encoder
     m.dropout = ml_collections.config_dict.placeholder(float)  # None: the checkpoint's
     return m

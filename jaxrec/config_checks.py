@@ -155,6 +155,7 @@ def _check_common(c: _Checker) -> None:
     if init_from != DEFAULT:
         c.folder("model.init_from", init_from)
     c.choice("model.dtype", DTYPES)
+    c.boolean("model.remat")
     c.integer("model.trainable_layers", low=-1)
     if c.get("model.dropout", None) is not None:
         c.number("model.dropout", 0.0, 1.0, open_high=True)

@@ -152,7 +152,10 @@ def create_model(
     dtype = jnp.dtype(config.model.dtype)
 
     def create() -> nnx.Module:
-        return build(BertModel(bert_config, dtype=dtype, rngs=nnx.Rngs(config.seed)))
+        bert = BertModel(
+            bert_config, dtype=dtype, remat=config.model.remat, rngs=nnx.Rngs(config.seed)
+        )
+        return build(bert)
 
     graphdef, abstract = nnx.split(nnx.eval_shape(create))
     shardings = sharding.state_shardings(abstract, mesh, config.mesh.rules)

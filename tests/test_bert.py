@@ -90,3 +90,58 @@ def test_bfloat16_compute_stays_close(minilm_dir):
     a, b = np.asarray(h16, np.float32)[0], np.asarray(h32)[0]
     cos = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
     assert cos.min() > 0.99, cos
+
+
+TINY = BertConfig(
+    vocab_size=50,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=16,
+)
+
+
+def test_fused_qkv_projection_equals_the_three_layers():
+    attention = BertModel(TINY, rngs=nnx.Rngs(0)).encoder.layer[0].attention.self
+    x = jax.random.normal(jax.random.key(1), (3, 7, TINY.hidden_size))
+    fused = attention.project(x)
+    for got, layer in zip(fused, (attention.query, attention.key, attention.value), strict=True):
+        np.testing.assert_allclose(got, layer(x), atol=1e-6)
+
+
+def test_remat_gives_the_same_loss_and_gradients():
+    ids = jnp.arange(24).reshape(2, 12) % TINY.vocab_size
+    mask = jnp.ones_like(ids).at[1, 9:].set(0)
+
+    def loss_and_grads(remat: bool):
+        model = BertModel(TINY, remat=remat, rngs=nnx.Rngs(0))
+        graphdef, params = nnx.split(model, nnx.Param)
+
+        def loss(params):
+            bert = nnx.merge(graphdef, params)
+            # Dropout on: the recomputed layers must draw the same masks.
+            h = bert.hidden_states(ids, mask, deterministic=False, rngs=nnx.Rngs(dropout=3))
+            return jnp.mean(h**2)
+
+        return jax.jit(jax.value_and_grad(loss))(params)
+
+    (plain, g_plain), (remat, g_remat) = loss_and_grads(False), loss_and_grads(True)
+    np.testing.assert_allclose(remat, plain, atol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), g_remat, g_plain)
+
+
+def test_dropout_keeps_the_expected_share_and_scales_it():
+    from jaxrec.models.bert import Dropout
+
+    x = jnp.ones((64, 32, 48))
+    y = np.asarray(Dropout(0.1)(x, deterministic=False, rngs=nnx.Rngs(dropout=0)))
+    kept = y > 0
+    assert abs(kept.mean() - 0.9) < 0.005, kept.mean()
+    np.testing.assert_allclose(y[kept], 1 / 0.9, rtol=1e-6)
+    # Neighbouring elements are not correlated (the mask hashes each position).
+    flat = kept.reshape(-1).astype(np.float32)
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    np.testing.assert_array_equal(Dropout(0.1)(x, deterministic=True, rngs=None), x)
+    with pytest.raises(ValueError, match="rngs"):
+        Dropout(0.1)(x, deterministic=False, rngs=None)
