@@ -15,7 +15,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from jaxrec import cli  # noqa: E402
+from jaxrec import cli, malloc  # noqa: E402
+
+# Before jax starts its thread pools; a no-op where glibc is absent (benchmarks/README.md).
+malloc.keep_freed_memory()
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
