@@ -18,7 +18,7 @@ from flax import nnx
 
 from jaxrec import metrics
 from jaxrec.data.news_table import NewsTable
-from jaxrec.data.pipeline import ClickLog, padded_batches
+from jaxrec.data.pipeline import ClickLog, length_sorted_batches, padded_batches
 from jaxrec.sharding import Feed
 
 
@@ -45,12 +45,17 @@ class NewsInference:
 
         def news_from(states, cache, rows, mask, start):
             model = nnx.merge(graphdef, *states)
-            return model.encode_news_from(jnp.take(cache, rows, axis=0), mask, start)
+            return model.encode_news_from(cached_rows(cache, rows, mask), mask, start)
 
         self.news: Callable = jax.jit(news, **out)
         self.users: Callable = jax.jit(users, **out)
         self.lower: Callable = jax.jit(lower, static_argnums=2, **out)
         self.news_from: Callable = jax.jit(news_from, static_argnums=4, **out)
+
+
+def cached_rows(cache: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
+    """The cache's hidden states [B, W, H] for `rows`, cut to the mask's width W."""
+    return jnp.take(cache, rows, axis=0)[:, : mask.shape[1]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +73,38 @@ class LowerCache:
 def lower_cache(
     fns: NewsInference, states, table: NewsTable, layers: int, batch_size: int
 ) -> LowerCache:
-    parts = []
-    for batch in padded_batches(table.tokens, batch_size):
-        tokens = fns.feed.put({k: batch[k] for k in table.tokens})
-        parts.append(fns.lower(states, tokens, layers)[: int(batch["valid"].sum())])
-    return LowerCache(layers, jax.block_until_ready(jnp.concatenate(parts)))
+    lower = functools.partial(fns.lower, states)
+    return LowerCache(layers, table_hidden(fns.feed, table.tokens, batch_size, lower, layers))
+
+
+def table_hidden(
+    feed: Feed, tokens: dict[str, np.ndarray], batch_size: int, lower: Callable, stop: int
+) -> jax.Array:
+    """[rows, L, H]: every row's hidden states after layers [0, stop) (`lower(tokens, stop)`).
+
+    Rows are encoded in length-sorted batches at a few widths; positions past a batch's width
+    are padding and stay zero. Each batch is written into place on the device.
+    """
+    n, width = tokens["attention_mask"].shape
+    hidden = None
+    for batch in length_sorted_batches(tokens, batch_size):
+        part = lower(feed.put({k: batch[k] for k in tokens}), stop)
+        if hidden is None:
+            hidden = _zeros_like_rows(feed, (n, width, *part.shape[2:]), part.dtype)
+        rows = np.where(batch["valid"], batch["rows"], n)  # padding rows: dropped
+        hidden = _write_rows(hidden, part, feed.replicate(rows))
+    return jax.block_until_ready(hidden)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _write_rows(hidden: jax.Array, part: jax.Array, rows: jax.Array) -> jax.Array:
+    """hidden[rows, :width] = part, in place; out-of-range rows are dropped."""
+    return hidden.at[rows, : part.shape[1]].set(part, mode="drop")
+
+
+def _zeros_like_rows(feed: Feed, shape: tuple[int, ...], dtype) -> jax.Array:
+    out = {"out_shardings": feed.replicated} if feed.mesh is not None else {}
+    return jax.jit(lambda: jnp.zeros(shape, dtype), **out)()
 
 
 def table_vectors(
@@ -84,24 +116,25 @@ def table_vectors(
     lower: jax.Array | None = None,
     start: int = 0,
 ) -> np.ndarray:
-    """[rows, D] float32: every row of a token table encoded once, in fixed-size batches.
+    """[rows, D] float32: every row of a token table encoded once, in length-sorted batches.
 
     `encode(tokens)` runs the whole encoder; with a frozen-layer cache `lower` [rows, L, H],
-    `encode_from(lower, rows, mask, start)` runs only the layers from `start` on.
+    `encode_from(lower, rows, mask, start)` runs only the layers from `start` on. Batches
+    are cut to a few widths (`length_sorted_batches`): short texts cost what they hold.
     """
-    out = []
-    if lower is None:
-        for batch in padded_batches(tokens, batch_size):
-            put = feed.put({k: batch[k] for k in tokens})
-            out.append(feed.get(encode(put))[batch["valid"]])
-    else:
-        rows = {"rows": np.arange(len(lower), dtype=np.int32), "mask": tokens["attention_mask"]}
-        for batch in padded_batches(rows, batch_size):
-            put = feed.put({k: batch[k] for k in rows})
-            out.append(
-                feed.get(encode_from(lower, put["rows"], put["mask"], start))[batch["valid"]]
-            )
-    return np.concatenate(out).astype(np.float32)
+    rows, parts = [], []
+    for batch in length_sorted_batches(tokens, batch_size):
+        if lower is None:
+            vecs = encode(feed.put({k: batch[k] for k in tokens}))
+        else:
+            put = feed.put({"rows": batch["rows"], "mask": batch["attention_mask"]})
+            vecs = encode_from(lower, put["rows"], put["mask"], start)
+        rows.append(batch["rows"][batch["valid"]])
+        parts.append(feed.get(vecs)[batch["valid"]])
+    sorted_vecs = np.concatenate(parts).astype(np.float32)
+    out = np.empty_like(sorted_vecs)
+    out[np.concatenate(rows)] = sorted_vecs
+    return out
 
 
 def news_vectors(

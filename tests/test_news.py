@@ -16,7 +16,13 @@ from jaxrec import evaluate, optim, pretrained, sharding, train
 from jaxrec.data import mind
 from jaxrec.data.news_data import load_split
 from jaxrec.data.news_table import build_news_table
-from jaxrec.data.pipeline import padded_batches, train_batches, train_samples
+from jaxrec.data.pipeline import (
+    length_buckets,
+    length_sorted_batches,
+    padded_batches,
+    train_batches,
+    train_samples,
+)
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError
 from jaxrec.models.news import NewsRecommender
@@ -127,6 +133,33 @@ def test_padded_batches_cover_every_row_once():
     assert [len(b["x"]) for b in batches] == [8, 8, 8]
     seen = np.concatenate([b["x"][b["valid"]] for b in batches])
     np.testing.assert_array_equal(seen, np.arange(23))
+
+
+def test_length_buckets_are_few_and_end_at_the_width():
+    assert length_buckets(24) == (8, 16, 24)
+    assert length_buckets(128) == (32, 64, 96, 128)
+    for width in range(1, 600):
+        widths = length_buckets(width)
+        assert widths[-1] == width and len(widths) <= 5
+        assert list(widths) == sorted(set(widths))
+
+
+def test_length_sorted_batches_hold_every_row_once_and_cut_only_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 25, 61)
+    lengths[5] = 24
+    mask = (np.arange(24)[None] < lengths[:, None]).astype(np.int32)
+    ids = rng.integers(1, 100, mask.shape) * mask
+    tokens = {"input_ids": ids, "attention_mask": mask}
+    batches = list(length_sorted_batches(tokens, 16))
+    rows = np.concatenate([b["rows"][b["valid"]] for b in batches])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(61))
+    assert len({b["input_ids"].shape[1] for b in batches}) > 1  # short batches were cut
+    for b in batches:
+        width = b["input_ids"].shape[1]
+        assert width in length_buckets(24) and len(b["rows"]) == 16
+        np.testing.assert_array_equal(b["input_ids"], ids[b["rows"], :width])
+        assert mask[b["rows"], width:].sum() == 0  # only padding was cut
 
 
 def test_process_parts_of_a_batch_cover_it_once(tiny):
@@ -268,6 +301,16 @@ def test_frozen_layer_cache_gives_the_same_vectors_and_step(tiny):
     direct = evaluate.news_vectors(fns, states, data.table, 64)
     cached = evaluate.news_vectors(fns, states, data.table, 64, cache)
     np.testing.assert_allclose(cached, direct, atol=1e-5)
+
+    # Length-sorted, width-cut batches give what one full-width pass over the table gives.
+    tokens = data.table.tokens
+    model = nnx.merge(graphdef, params, rest)
+    assert len({b["input_ids"].shape[1] for b in length_sorted_batches(tokens, 64)}) > 1
+    full = model.encode_news({k: jnp.asarray(v) for k, v in tokens.items()})
+    np.testing.assert_allclose(direct, full, atol=1e-5)
+    valid = tokens["attention_mask"] > 0
+    full_hidden = np.asarray(model.lower_hidden(tokens, 1))
+    np.testing.assert_allclose(np.asarray(cache.hidden)[valid], full_hidden[valid], atol=1e-5)
 
     # The train step from the cache: same loss as running the frozen layer, in inference mode.
     batch = _first(

@@ -198,6 +198,45 @@ def padded_batches(
         yield {k: v[start : start + batch_size] for k, v in padded.items()}
 
 
+def length_buckets(width: int) -> tuple[int, ...]:
+    """The few token widths tables are encoded at: multiples of about width / 4, and width.
+
+    Each width is one more compiled shape, so there are at most five (24 -> 8, 16, 24).
+    """
+    step = max(4, -(-width // 16) * 4)
+    return (*range(step, width, step), width)
+
+
+def text_lengths(mask: np.ndarray) -> np.ndarray:
+    """[rows]: one past each row's last attended token (0 for an empty row)."""
+    last = mask.shape[1] - np.argmax(mask[:, ::-1] != 0, axis=1)
+    return np.where(mask.any(axis=1), last, 0)
+
+
+def length_sorted_batches(
+    tokens: dict[str, np.ndarray], batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Every row of a token table exactly once, shortest first, each batch cut to the narrowest
+    of `length_buckets` that holds its longest row.
+
+    Trailing positions a batch drops are padding of every row in it, which attention and
+    pooling mask out anyway, so outputs are those of full-width batches. `rows` names each
+    row's table row; `valid` marks the padding rows of the last batch as in `padded_batches`.
+    The order depends only on the table: every process runs the same batches.
+    """
+    mask = tokens["attention_mask"]
+    lengths = text_lengths(mask)
+    widths = length_buckets(mask.shape[1])
+    order = np.argsort(lengths, kind="stable").astype(np.int32)
+    for batch in padded_batches({"rows": order}, batch_size):
+        rows = batch["rows"]
+        need = int(lengths[rows].max())
+        width = next(w for w in widths if w >= need)
+        yield {"rows": rows, "valid": batch["valid"]} | {
+            k: v[rows, :width] for k, v in tokens.items()
+        }
+
+
 def pair_batches(
     arrays: dict[str, np.ndarray],
     user_tokens: dict[str, np.ndarray],

@@ -29,7 +29,7 @@ from jaxrec.data.pipeline import padded_batches, pair_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.data.text_table import TextTable, build_text_table
 from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.evaluate import table_vectors
+from jaxrec.evaluate import cached_rows, table_hidden, table_vectors
 from jaxrec.models.bert import BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
 from jaxrec.models.pair import PairRecommender
@@ -297,7 +297,7 @@ class PairInference:
 
         def encode_from(states, lower, rows, mask, start):
             model = nnx.merge(graphdef, *states)
-            return model.encode_from(jnp.take(lower, rows, axis=0), mask, start)
+            return model.encode_from(cached_rows(lower, rows, mask), mask, start)
 
         def lower(states, tokens, stop):
             return nnx.merge(graphdef, *states).lower_hidden(tokens, stop)
@@ -323,11 +323,8 @@ class PairInference:
 
     def lower_table(self, states, table: TextTable, stop: int, batch_size: int) -> jax.Array:
         """[rows, L, H]: every text's hidden states after the frozen layers, once."""
-        parts = []
-        for batch in padded_batches(table.tokens, batch_size):
-            tokens = self.feed.put({k: batch[k] for k in table.tokens})
-            parts.append(self.lower(states, tokens, stop)[: int(batch["valid"].sum())])
-        return jnp.concatenate(parts)
+        lower = functools.partial(self.lower, states)
+        return table_hidden(self.feed, table.tokens, batch_size, lower, stop)
 
     def vectors(
         self, states, table: TextTable, batch_size: int, lower=None, start: int = 0
