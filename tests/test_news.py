@@ -136,11 +136,11 @@ def test_padded_batches_cover_every_row_once():
 
 
 def test_length_buckets_are_few_and_end_at_the_width():
-    assert length_buckets(24) == (8, 16, 24)
-    assert length_buckets(128) == (32, 64, 96, 128)
+    assert length_buckets(24) == (4, 8, 12, 16, 20, 24)
+    assert length_buckets(128) == (24, 48, 72, 96, 120, 128)
     for width in range(1, 600):
         widths = length_buckets(width)
-        assert widths[-1] == width and len(widths) <= 5
+        assert widths[-1] == width and len(widths) <= 7
         assert list(widths) == sorted(set(widths))
 
 

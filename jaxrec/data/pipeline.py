@@ -199,11 +199,11 @@ def padded_batches(
 
 
 def length_buckets(width: int) -> tuple[int, ...]:
-    """The few token widths tables are encoded at: multiples of about width / 4, and width.
+    """The few token widths tables are encoded at: multiples of about width / 6, and width.
 
-    Each width is one more compiled shape, so there are at most five (24 -> 8, 16, 24).
+    Each width is one more compiled shape, so there are at most seven (24 -> 4, 8, ..., 24).
     """
-    step = max(4, -(-width // 16) * 4)
+    step = max(4, -(-width // 24) * 4)
     return (*range(step, width, step), width)
 
 
