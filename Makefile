@@ -43,5 +43,15 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
+# Every CPU benchmark in turn (about 30 minutes); results go in benchmarks/README.md.
+bench: $(VENV)/.dev-installed
+	$(PY) benchmarks/train_step.py --repeats=20
+	$(PY) benchmarks/ablations.py --repeats=20
+	$(PY) benchmarks/matmul.py
+	$(PY) benchmarks/news_throughput.py
+	$(PY) benchmarks/evaluation.py
+	$(PY) benchmarks/input_pipeline.py
+	$(PY) benchmarks/checkpoint_io.py 5
+
 clean-venv:
 	rm -rf $(VENV)
