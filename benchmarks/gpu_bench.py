@@ -78,10 +78,15 @@ def is_oom(error: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
-def make_step(model: nnx.Module, loss_fn, lr: float = 1e-4):
-    """One jitted training step of `loss_fn(model, batch, rngs)`; the state stays inside."""
+def make_step(model: nnx.Module, loss_fn, tx: optax.GradientTransformation | None = None):
+    """One jitted training step of `loss_fn(model, batch, rngs)`; the state stays inside.
+
+    As `jaxrec.train.make_train_step` builds it: the model split into pure state once, the
+    parameters and optimizer state donated. `tx` defaults to clipped AdamW.
+    """
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(lr, weight_decay=0.01))
+    if tx is None:
+        tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(1e-4, weight_decay=0.01))
 
     def step(params, opt_state, rest, batch, rng):
         def loss(params):

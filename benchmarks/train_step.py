@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from flax import nnx  # noqa: E402
+from gpu_bench import make_step  # noqa: E402
 
 from jaxrec import flops, pretrained  # noqa: E402
 
@@ -48,38 +48,20 @@ def loss_of(hidden, pooled):
 
 
 def jaxrec_step(model, dropout: bool):
-    """(run one step, loss now): the jitted step over the split state, state kept inside."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = optax.adamw(LR, weight_decay=WEIGHT_DECAY)
+    """Runs one step (and returns its loss) of the jitted step over the split state."""
 
-    def step(params, opt_state, rest, batch, rng):
-        def loss_fn(params):
-            bert = nnx.merge(graphdef, params, rest)
-            hidden, pooled = bert(
-                batch["input_ids"],
-                batch["attention_mask"],
-                batch["token_type_ids"],
-                deterministic=not dropout,
-                rngs=nnx.Rngs(dropout=rng),
-            )
-            return loss_of(hidden, pooled)
-
-        loss, grads = jax.value_and_grad(loss_fn)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    step = jax.jit(step, donate_argnums=(0, 1))
-    state = {"params": params, "opt": tx.init(params), "i": 0}
-    key = jax.random.key(0)
-
-    def run(batch):
-        state["i"] += 1
-        state["params"], state["opt"], loss = step(
-            state["params"], state["opt"], rest, batch, jax.random.fold_in(key, state["i"])
+    def loss_fn(bert, batch, rngs):
+        hidden, pooled = bert(
+            batch["input_ids"],
+            batch["attention_mask"],
+            batch["token_type_ids"],
+            deterministic=not dropout,
+            rngs=rngs,
         )
-        return jax.block_until_ready(loss)
+        return loss_of(hidden, pooled)
 
-    return run
+    run = make_step(model, loss_fn, optax.adamw(LR, weight_decay=WEIGHT_DECAY))
+    return lambda batch: jax.block_until_ready(run(batch))
 
 
 def torch_step(model, dropout: bool):
