@@ -4,8 +4,9 @@ XLA:CPU allocates each call's temporaries (hundreds of MB for a training step) f
 threads. glibc serves such sizes with a fresh mmap and unmaps them on free, so every call
 page-faults all of it in again: per MiniLM training step, 100k faults and 0.2 s of kernel time
 at 32 x 32 tokens, 890k faults and 2 s at 512 x 24. One arena, no mmap and no trimming make
-later calls reuse the same pages. The process's peak memory is unchanged; what it holds
-between steps stays at that peak instead of falling back.
+later calls reuse the same pages. The cost is memory: what the process holds between steps
+stays at its peak instead of falling back, and one arena fragments more (`make demo` peaks at
+3.55 GiB with these settings, 2.29 GiB without; it trains in 278 s instead of 328 s).
 """
 
 from __future__ import annotations
