@@ -1,9 +1,9 @@
-"""Dev evaluation: jaxrec's `evaluate.score_split` against re-encoding every impression.
+"""Dev evaluation: jaxrec's `infer.score_split` against re-encoding every impression.
 
 Scores all 1000 impressions of the bundled MIND sample's dev split with the packaged MiniLM
 PLM-NR model (titles of 24 tokens, history 50), no frozen-layer cache: the whole encoder runs.
 
-  jaxrec          `evaluate.score_split`: every news item of the split encoded once (in
+  jaxrec          `infer.score_split`: every news item of the split encoded once (in
                   length-sorted batches cut to a few widths), one user
                   vector per distinct history, then dot products per impression.
   per impression  what evaluation code usually does: for each impression, its history titles
@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 from news_throughput import make_config, make_task  # noqa: E402
 
-from jaxrec import evaluate, sharding, train  # noqa: E402
+from jaxrec import sharding, train  # noqa: E402
+from jaxrec.tasks import news_inference as infer  # noqa: E402
 
 ROWS_BUCKET = 16  # per-impression batches padded to a multiple of this: few compiled shapes
 
@@ -72,16 +73,16 @@ def main() -> None:
         model = train.create_model(config, bert_config, folder, mesh, task.build)
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         states = (params, rest)
-        fns = evaluate.NewsInference(graphdef, task.feed)
+        fns = infer.NewsInference(graphdef, task.env.feed)
         dev = task.dev
         # Compile every shape first (the per-impression side has one per row count).
-        fast = evaluate.score_split(fns, states, dev.table, dev.log, bs)
+        fast = infer.score_split(fns, states, dev.table, dev.log, bs)
         slow, titles = per_impression_scores(fns, states, dev.table, dev.log)
         diff = max(float(np.abs(a - b).max()) for a, b in zip(fast, slow, strict=True))
         times = common.alternate(
             {
                 "per impression": lambda: per_impression_scores(fns, states, dev.table, dev.log),
-                "jaxrec score_split": lambda: evaluate.score_split(
+                "jaxrec score_split": lambda: infer.score_split(
                     fns, states, dev.table, dev.log, bs
                 ),
             },

@@ -43,9 +43,9 @@ from jaxrec import pretrained, sharding, train  # noqa: E402
 from jaxrec.convert import hf  # noqa: E402
 from jaxrec.data.news_data import NewsSplit  # noqa: E402
 from jaxrec.data.pipeline import train_samples  # noqa: E402
-from jaxrec.data.report import ReadReport  # noqa: E402
 from jaxrec.data.tokenize import TextTokenizer  # noqa: E402
 from jaxrec.models.bert import BertConfig  # noqa: E402
+from jaxrec.tasks.base import TaskEnv  # noqa: E402
 from jaxrec.tasks.news import NewsTask  # noqa: E402
 
 CONFIGS = {"default": 1, "all": -1}  # name -> model.trainable_layers
@@ -62,13 +62,11 @@ def make_task(config, mesh, cache_dir: str) -> tuple[NewsTask, Path, BertConfig]
     """The news task as `jaxrec.train` builds it: data read and tokenized once."""
     folder = pretrained.resolve(config.model.init_from)
     bert_config = hf.read_config(folder)
-    task = NewsTask(
-        config,
-        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
-        cache_dir=cache_dir,
-        feed=sharding.Feed(mesh),
-        report=ReadReport(),
+    env = TaskEnv(
+        TextTokenizer(folder, bert_config.vocab_size), Path(cache_dir), sharding.Feed(mesh)
     )
+    task = NewsTask(config, env)
+    task.read()
     return task, folder, bert_config
 
 
@@ -93,7 +91,7 @@ def jaxrec_trainer(config, mesh, task: NewsTask, folder: Path, bert_config: Bert
 
     def run() -> float:
         state["i"] += 1
-        batch = task.feed.put_local(next(batches), axis=1)
+        batch = task.env.feed.put_local(next(batches), axis=1)
         state["trainable"], state["opt"], metrics = step(
             state["trainable"],
             frozen,

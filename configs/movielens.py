@@ -37,6 +37,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.path = ""  # empty: the bundled synthetic sample
     c.data.split = "u1"  # MovieLens-100K fold: u1..u5, ua, ub
     c.data.test_fraction = 0.1  # MovieLens-1M and TFDS: seeded random split
+    # The validation split (early stopping, the best checkpoint): a seeded share of train,
+    # unless the data brings its own (an interactions folder's dev.csv or dev.jsonl).
+    c.data.dev_fraction = 0.1
     c.data.task = "rating"
     c.data.user_len = 16  # tokens per user text
     c.data.item_len = 32  # tokens per item text

@@ -39,7 +39,7 @@ def run(argv: list[str], body: Callable[[], str], *, verbose: bool | None = None
         verbose = _verbose_flag()
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("jaxrec").setLevel(logging.INFO)
-    from jaxrec.train import Preempted
+    from jaxrec.preemption import Preempted
 
     try:
         summary = body()

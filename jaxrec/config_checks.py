@@ -21,29 +21,31 @@ from typing import Any
 import ml_collections
 
 from jaxrec.errors import ConfigError, excerpt
-from jaxrec.tasks import TASKS
+from jaxrec.models.bert import COMPUTE_DTYPES
+from jaxrec.optim import SCHEDULES
 
-SCHEDULES = ("linear", "cosine", "constant")  # jaxrec/optim.py's schedule()
-DTYPES = ("float32", "bfloat16")
-# What jaxrec/models/news.py's NewsRecommender accepts.
-NEWS_POOLINGS = ("attention", "cls")
-USER_ENCODERS = ("attention", "mhsa")
 _MISSING = object()
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ConfigError naming the first key whose value cannot work; dispatches on ``task``."""
-    c = _Checker(config)
-    task = c.choice("task", TASKS)
+    """Raises ConfigError naming the first key whose value cannot work.
+
+    The keys every run shares are checked here; each task checks its own
+    (`Task.check_config`), with the bounds that its pretrained encoder sets.
+    """
+    from jaxrec import pretrained
+    from jaxrec.convert import hf
+    from jaxrec.tasks import TASKS, get_task
+
+    c = Checker(config)
+    task = get_task(c.choice("task", TASKS))
     _check_common(c)
-    if task == "news":
-        _check_news(c)
-    else:
-        _check_pair(c)
-    _check_encoder(c, task)
+    encoder = hf.read_config(pretrained.resolve(c.get("model.init_from")))
+    c.integer("model.trainable_layers", low=-1, high=encoder.num_hidden_layers)
+    task.check_config(c, encoder)
 
 
-class _Checker:
+class Checker:
     """Reads dotted keys of a config and raises ConfigError naming the key when one is wrong."""
 
     def __init__(self, config: ml_collections.ConfigDict) -> None:
@@ -89,6 +91,11 @@ class _Checker:
         if too_low or too_high:
             raise self.fail(key, value, f"a number{_bounds(low, high, open_low, open_high)}")
         return float(value)
+
+    @staticmethod
+    def is_number(value: Any) -> bool:
+        """A finite int or float (not a bool)."""
+        return _is_number(value)
 
     def boolean(self, key: str) -> bool:
         value = self.get(key)
@@ -144,7 +151,7 @@ def _bounds(
     return ""
 
 
-def _check_common(c: _Checker) -> None:
+def _check_common(c: Checker) -> None:
     c.integer("seed")
     _check_train(c)
     _check_mesh(c)
@@ -154,7 +161,7 @@ def _check_common(c: _Checker) -> None:
 
     if init_from != DEFAULT:
         c.folder("model.init_from", init_from)
-    c.choice("model.dtype", DTYPES)
+    c.choice("model.dtype", COMPUTE_DTYPES)
     c.boolean("model.remat")
     c.integer("model.trainable_layers", low=-1)
     if c.get("model.dropout", None) is not None:
@@ -165,11 +172,10 @@ def _check_common(c: _Checker) -> None:
         c.number("data.max_skipped_share", 0.0, 1.0)
 
 
-def _check_train(c: _Checker) -> None:
-    batch = c.integer("train.batch_size", low=1)
-    micro = c.integer("train.micro_batches", low=1)
-    if batch % micro:
-        raise c.fail("train.batch_size", batch, f"a multiple of train.micro_batches ({micro})")
+def _check_train(c: Checker) -> None:
+    c.integer("train.batch_size", low=1)
+    c.integer("train.micro_batches", low=1)
+    check_batch_split(c.config, shards=1, sharded_sizes=())
     c.integer("train.num_steps", low=1)
     c.number("train.learning_rate", 0.0)  # 0 is allowed: evaluate a frozen model
     c.integer("train.warmup_steps", low=0)
@@ -185,7 +191,7 @@ def _check_train(c: _Checker) -> None:
     c.string("train.early_stopping_metric", empty=False)
 
 
-def _check_mesh(c: _Checker) -> None:
+def _check_mesh(c: Checker) -> None:
     from jaxrec.sharding import MESH_AXES
 
     shape = c.get("mesh.shape")
@@ -210,108 +216,23 @@ def _check_mesh(c: _Checker) -> None:
     c.number("mesh.max_replicated_share", 0.0, 1.0)
 
 
-def _check_news(c: _Checker) -> None:
-    from jaxrec.data.mind import UNKNOWN_NEWS_POLICIES
-    from jaxrec.data.news_table import TEXT_FIELDS
-    from jaxrec.metrics import METRIC_NAMES
-
-    c.choice("train.early_stopping_metric", METRIC_NAMES)
-    c.choice("model.pooling", NEWS_POOLINGS)
-    c.choice("model.user_encoder", USER_ENCODERS)
-    c.integer("model.attention_hidden", low=1)
-    c.integer("model.user_heads", low=1)
-    c.boolean("model.cache_frozen_layers")
-    fields = c.strings("data.news_fields", TEXT_FIELDS)
-    if not fields or "title" not in fields:
-        expected = f"a list of {TEXT_FIELDS} that includes 'title'"
-        raise c.fail("data.news_fields", c.get("data.news_fields"), expected)
-    c.integer("data.title_len", low=3 if "abstract" in fields else 2)
-    c.integer("data.history_len", low=1)
-    c.integer("data.npratio", low=1)
-    c.integer("data.news_bucket", low=1)
-    c.choice("data.unknown_news", UNKNOWN_NEWS_POLICIES)
-    c.string("data.dir", empty=False)
-    c.folder("data.dir", c.get("data.dir"), "train", "dev")
-
-
-def _check_pair(c: _Checker) -> None:
-    from jaxrec.data.interactions import TASKS as PAIR_TASKS
-    from jaxrec.data.interactions import UNKNOWN_ID_POLICIES
-    from jaxrec.data.movielens import SPLITS_100K
-    from jaxrec.data.pair_data import BUNDLED, FORMATS
-    from jaxrec.models.lora import TARGETS
-    from jaxrec.models.pair import ARCHITECTURES, HEADS, POOLINGS
-    from jaxrec.pair_metrics import PAIR_METRICS
-
-    fmt = c.choice("data.format", FORMATS)
-    task = c.choice("data.task", PAIR_TASKS)
-    if fmt != "interactions" and task != "rating":
-        raise c.fail("data.task", task, f"'rating' (data.format={fmt!r} has ratings only)")
-    c.choice("train.early_stopping_metric", PAIR_METRICS[task])
-    architecture = c.choice("model.architecture", ARCHITECTURES)
-    head = c.choice("model.head", HEADS)
-    c.choice("model.pooling", POOLINGS)
-    if head == "dot" and (architecture != "two_tower" or task == "multilabel"):
-        raise c.fail(
-            "model.head", head, "'mlp' ('dot' needs model.architecture='two_tower' and one output)"
+def check_batch_split(
+    config: ml_collections.ConfigDict, *, shards: int, sharded_sizes: Sequence[str]
+) -> None:
+    """Batch shapes that split as they must: train.batch_size into train.micro_batches
+    micro-batches of `shards` equal parts each (the mesh's batch shards), and every key of
+    `sharded_sizes` (evaluation batch, distinct-text bucket) into `shards` parts."""
+    batch, micro = int(config.train.batch_size), int(config.train.micro_batches)
+    if micro <= 0 or batch <= 0 or batch % micro or (batch // micro) % shards:
+        raise ConfigError(
+            f"train.batch_size ({batch}) must be a positive multiple of train.micro_batches "
+            f"({micro}) times the {shards} batch shards of the mesh"
         )
-    c.boolean("model.use_ids")
-    c.integer("model.id_dim", low=1)
-    c.integer("model.mlp_hidden", low=1)
-    if c.integer("model.lora_rank", low=0):
-        c.number("model.lora_alpha", 0.0, open_low=True)
-        c.strings("model.lora_targets", tuple(TARGETS))
-    for key in ("data.user_len", "data.item_len"):
-        c.integer(key, low=2)
-    c.integer("data.text_bucket", low=1)
-    c.choice("data.unknown_ids", UNKNOWN_ID_POLICIES)
-    path = c.string("data.path")
-    if path:
-        c.folder("data.path", path)
-    elif fmt not in BUNDLED and fmt != "movielens_tfds":
-        raise c.fail("data.path", path, f"the folder to read for data.format={fmt!r}")
-    if fmt == "movielens100k":
-        c.choice("data.split", SPLITS_100K)
-    if fmt in ("movielens1m", "movielens_tfds"):
-        c.number("data.test_fraction", 0.0, 1.0, open_low=True, open_high=True)
-    if fmt == "interactions":
-        _check_rating_range(c)
-        c.strings("data.user_columns")
-        c.strings("data.item_columns")
-
-
-def _check_encoder(c: _Checker, task: str) -> None:
-    """Values bounded by the pretrained encoder: its config.json is read (no weights)."""
-    from jaxrec import pretrained
-    from jaxrec.convert import hf
-
-    bert = hf.read_config(pretrained.resolve(c.get("model.init_from")))
-    layers, positions = bert.num_hidden_layers, bert.max_position_embeddings
-    c.integer("model.trainable_layers", low=-1, high=layers)
-    if task == "news":
-        c.integer("data.title_len", high=positions)
-        heads = c.get("model.user_heads")
-        if c.get("model.user_encoder") == "mhsa" and bert.hidden_size % heads:
-            raise c.fail("model.user_heads", heads, f"a divisor of hidden size {bert.hidden_size}")
-        return
-    c.integer("data.user_len", high=positions)
-    c.integer("data.item_len", high=positions)
-    if c.get("model.architecture") == "cross":  # one sequence: [CLS] user [SEP] item [SEP]
-        user_len, item_len = c.get("data.user_len"), c.get("data.item_len")
-        if user_len + item_len - 1 > positions:
-            expected = (
-                f"data.user_len + data.item_len - 1 <= {positions} (the encoder's positions) "
-                "for model.architecture='cross'"
+    for key in sharded_sizes:
+        section, name = key.split(".")
+        value = config[section][name]
+        if value <= 0 or value % shards:
+            raise ConfigError(
+                f"{key} ({value}) must be a positive multiple of the {shards} batch shards "
+                "of the mesh"
             )
-            raise c.fail("data.user_len", user_len, expected)
-
-
-def _check_rating_range(c: _Checker) -> None:
-    value = c.get("data.rating_range")
-    if not (
-        isinstance(value, list | tuple)
-        and len(value) == 2
-        and all(map(_is_number, value))
-        and value[0] < value[1]
-    ):
-        raise c.fail("data.rating_range", value, "two finite numbers (low, high) with low < high")

@@ -63,7 +63,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
     from flax import nnx
     from safetensors.numpy import save_file
 
-    from jaxrec import train
+    from jaxrec import pretrained
     from jaxrec.convert import hf
     from jaxrec.models.lora import merge_lora
     from jaxrec.params import path_name
@@ -72,8 +72,8 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise ConfigError(f"{output} exists and is not empty (pass --overwrite to replace it)")
-    config, _, fns, states, step = load_trained(workdir, parse_step(step))
-    model = nnx.merge(fns.graphdef, *states)
+    trained = load_trained(workdir, parse_step(step))
+    model = trained.model
     merged = merge_lora(model.bert)  # LoRA adapters folded into plain dense weights
     cast = _DTYPES[dtype]
     encoder = {k: v.astype(cast) for k, v in hf.export_tensors(model.bert).items()}
@@ -85,54 +85,26 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)
-    encoder_dir = Path(workdir) / train.ENCODER_DIR
+    encoder_dir = Path(workdir) / pretrained.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir).to_hf_dict() | {"torch_dtype": dtype}
     (output / "config.json").write_text(json.dumps(bert_config, indent=2) + "\n")
     save_file(encoder, str(output / "model.safetensors"), metadata={"format": "pt"})
     save_file(heads, str(output / HEADS_WEIGHTS), metadata={"format": "pt"})
-    for name in train.TOKENIZER_FILES:
+    for name in pretrained.TOKENIZER_FILES:
         if (encoder_dir / name).exists():
             shutil.copy(encoder_dir / name, output / name)
     description = {
-        "task": config.task,
+        "task": trained.config.task,
         "format_version": 1,
-        "checkpoint_step": step,
+        "checkpoint_step": trained.step,
         "dtype": dtype,
         "merged_lora_layers": merged,
-        **_task_fields(config, fns),
+        **trained.task.export_fields(),
         "heads": {k: list(v.shape) for k, v in heads.items()},
     }
     (output / HEADS_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
-    log.info("exported step %d of %s to %s (%s)", step, workdir, output, dtype)
-    return step
-
-
-def _task_fields(config, inference) -> dict:
-    """What rebuilding the heads needs beside their weights."""
-    if config.task == "news":
-        return {
-            "pooling": config.model.pooling,
-            "user_encoder": config.model.user_encoder,
-            "attention_hidden": config.model.attention_hidden,
-            "user_heads": config.model.user_heads,
-            "title_len": config.data.title_len,
-            "history_len": config.data.history_len,
-            "news_fields": list(config.data.news_fields),
-        }
-    data = inference.data
-    return {
-        "pair_task": data.task,
-        "architecture": config.model.architecture,
-        "head": config.model.head,
-        "pooling": config.model.pooling,
-        "user_len": config.data.user_len,
-        "item_len": config.data.item_len,
-        "rating_range": list(data.rating_range) if data.rating_range else None,
-        "label_names": list(data.label_names),
-        # ID-embedding rows: row i + 1 is the i-th ID listed; row 0 is for unseen IDs.
-        "user_ids": list(inference.ids["users"]),
-        "item_ids": list(inference.ids["items"]),
-    }
+    log.info("exported step %d of %s to %s (%s)", trained.step, workdir, output, dtype)
+    return trained.step
 
 
 def main(argv: list[str]) -> None:

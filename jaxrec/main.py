@@ -90,19 +90,26 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 
 def report(results: dict, workdir: str) -> str:
-    """The human-readable summary printed at the end of a run."""
-    dev, baseline = results["dev"], results["baseline"]
+    """The human-readable summary printed at the end of a run: dev (the split the model was
+    chosen on) and, where the task has labels for it, test, each beside the baseline."""
+    dev, baselines = results["dev"], results["baseline"]
     names = [k for k in dev if not k.startswith("num_")]
     counts = ", ".join(f"{k[4:]}: {v}" for k, v in dev.items() if k.startswith("num_"))
-    rows = [f"{'':22s}" + "".join(f"{n:>10s}" for n in names)]
-    for label, values in (("jaxrec (best dev)", dev), (results["baseline_name"], baseline)):
-        rows.append(f"{label:22s}" + "".join(f"{values[n]:10.4f}" for n in names))
+    base = results["baseline_name"]
+    rows = [("jaxrec dev (best)", dev), (f"{base} dev", baselines["dev"])]
+    if results.get("test"):
+        rows += [("jaxrec test", results["test"]), (f"{base} test", baselines["test"])]
+    width = max(len(label) for label, _ in rows) + 2
+    table = [" " * width + "".join(f"{n:>10s}" for n in names)]
+    table += [
+        f"{label:{width}s}" + "".join(f"{values[n]:10.4f}" for n in names) for label, values in rows
+    ]
     return "\n".join(
         [
             "",
-            f"evaluated {counts}; best step {results['best_step']}"
+            f"evaluated {counts} on dev; best step {results['best_step']}"
             f" of {results['last_step']}, {results['seconds']:.0f} s",
-            *rows,
+            *table,
             f"skipped or defaulted while reading: {json.dumps(results['read_report'])}",
             f"outputs: {workdir}/metrics.json, {workdir}/checkpoints, {workdir}/tensorboard",
         ]

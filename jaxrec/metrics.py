@@ -217,3 +217,21 @@ def _average_ranks(sorted_keys: np.ndarray) -> np.ndarray:
     first = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
     last = np.minimum.accumulate(np.where(ends, positions, width - 1)[:, ::-1], axis=1)[:, ::-1]
     return (first + last) / 2 + 1
+
+
+def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
+    """MIND's metrics for ragged impressions: each one's candidate scores and 0/1 labels."""
+    s, mask = _pad_ragged(scores)
+    y, _ = _pad_ragged(labels)
+    return mind_metrics(y.astype(np.int32), s, mask)
+
+
+def _pad_ragged(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged 1-D rows -> ([n, max_len] zero-padded, mask)."""
+    width = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(rows), width), np.float64)
+    mask = np.zeros((len(rows), width), bool)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+        mask[i, : len(r)] = True
+    return out, mask

@@ -13,6 +13,7 @@ from jaxrec.params import path_name
 
 # No weight decay on biases and LayerNorm parameters (BERT's fine-tuning practice).
 _NO_DECAY = re.compile(r"(^|\.)(bias|LayerNorm\.scale|LayerNorm\.bias)$")
+SCHEDULES = ("linear", "cosine", "constant")  # after the linear warm-up
 
 
 def schedule(train: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
@@ -27,7 +28,7 @@ def schedule(train: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule
     elif train.schedule == "constant":
         decay = optax.constant_schedule(peak)
     else:
-        raise ValueError(f"train.schedule must be linear, cosine or constant: {train.schedule!r}")
+        raise ValueError(f"train.schedule must be one of {SCHEDULES}: {train.schedule!r}")
     warm = optax.linear_schedule(0.0, peak, warmup) if warmup else optax.constant_schedule(peak)
     return optax.join_schedules([warm, decay], [warmup])
 

@@ -1,14 +1,13 @@
 """Predict with a trained workdir.
 
-  python -m jaxrec.predict --workdir=DIR --output=FILE [--split=dev] [--data_dir=MIND]
+  python -m jaxrec.predict --workdir=DIR --output=FILE [--split=dev|test] [--data_dir=DIR]
 
-News: every impression of a MIND split, in the leaderboard format: one line per impression in
-behaviors.tsv order, `ImpressionID [r1,r2,...]`, the rank of each candidate in its listed
-order (1 = highest score; equal scores rank in listed order).
-
-Pair configs (ratings, clicks, labels): one line per interaction of the config's test file,
-in its order: `user_id<TAB>item_id<TAB>prediction`, the prediction being the rating, the
-click probability, or `label:probability` pairs joined by commas.
+The task decides what a prediction file holds. News: every impression of a MIND split (dev by
+default), in the leaderboard format: one line per impression in behaviors.tsv order,
+`ImpressionID [r1,r2,...]`, the rank of each candidate in its listed order (1 = highest
+score; equal scores rank in listed order). Pair configs (ratings, clicks, labels): one line
+per interaction of the test file, in its order: `user_id<TAB>item_id<TAB>prediction`, the
+prediction being the rating, the click probability, or `label:probability` pairs.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from jaxrec import cli  # noqa: E402
@@ -35,70 +33,33 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "workdir", None, "A training workdir (config.json, encoder/, checkpoints/)."
     )
-    flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
+    flags.DEFINE_string(
+        "split", None, "News: the split folder under the data dir (default dev). Pair: test."
+    )
     flags.DEFINE_string("output", None, "Prediction file to write.")
-    flags.DEFINE_string("data_dir", None, "MIND folder; default: the config's data.dir.")
+    flags.DEFINE_string("data_dir", None, "Data folder; default: the config's.")
     flags.DEFINE_integer("step", None, "Checkpoint step; default: the best by the dev metric.")
     flags.DEFINE_integer("batch_size", 256, "Inference batch size.")
     flags.mark_flags_as_required(["workdir", "output"])
 
 
-def ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based rank of each score, highest first; ties keep the listed order."""
-    order = np.argsort(-scores, kind="stable")
-    out = np.empty(len(scores), np.int64)
-    out[order] = np.arange(1, len(scores) + 1)
-    return out
-
-
-def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=256) -> int:
-    """Writes the prediction file; returns the number of impressions written."""
-    from jaxrec import evaluate
-    from jaxrec.data import mind
-    from jaxrec.data.news_data import load_split
+def predict(
+    workdir, split: str | None, output, data_dir=None, step=None, batch_size: int = 256
+) -> int:
+    """Writes the prediction file; returns the number of lines written."""
     from jaxrec.trained import load_trained
 
-    config, tokenizer, fns, states, step = load_trained(workdir, step)
-    if config.task == "pair":
-        return predict_pairs(fns, states, output, step)
-    report = mind.ReadReport()
-    data = load_split(
-        config.data,
-        split,
-        tokenizer,
-        cache_dir=Path(workdir) / "cache",
-        report=report,
+    trained = load_trained(workdir, step)
+    n = trained.task.predict(
+        trained.graphdef,
+        trained.states,
+        Path(output),
+        split=split,
         data_dir=data_dir,
+        batch_size=batch_size,
     )
-    report.log(log)
-    scores = evaluate.score_split(fns, states, data.table, data.log, batch_size)
-    tmp = Path(f"{output}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for imp, s in zip(data.split.impressions, scores, strict=True):
-            f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
-    os.replace(tmp, output)
-    log.info("wrote %d impressions from checkpoint step %d to %s", len(scores), step, output)
-    return len(scores)
-
-
-def predict_pairs(task, states, output, step: int) -> int:
-    """Writes one line per test interaction; returns how many."""
-    pred = task.predictions(states)
-    data = task.data
-    if data.task == "multilabel":
-        values = [
-            ",".join(f"{name}:{p:.6f}" for name, p in zip(data.label_names, row, strict=True))
-            for row in pred
-        ]
-    else:
-        values = [f"{p:.6f}" for p in pred[:, 0]]
-    tmp = Path(f"{output}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for user, item, value in zip(data.test.users, data.test.items, values, strict=True):
-            f.write(f"{user}\t{item}\t{value}\n")
-    os.replace(tmp, output)
-    log.info("wrote %d predictions from checkpoint step %d to %s", len(values), step, output)
-    return len(values)
+    log.info("wrote %d predictions from checkpoint step %d to %s", n, trained.step, output)
+    return n
 
 
 def main(argv: list[str]) -> None:

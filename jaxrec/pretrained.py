@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +52,24 @@ def load_bert(
         "loaded %s (%d layers, hidden %d)", folder, config.num_hidden_layers, config.hidden_size
     )
     return model, config, folder
+
+
+# The workdir keeps a copy of the encoder's config and tokenizer, so that prediction and
+# export need nothing but the workdir.
+ENCODER_DIR = "encoder"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+)
+
+
+def save_encoder_files(source: Path, workdir: Path) -> Path:
+    """Copies the encoder's config.json and tokenizer files into `workdir/encoder`."""
+    target = workdir / ENCODER_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", *TOKENIZER_FILES):
+        if (source / name).exists():
+            shutil.copy(source / name, target / name)
+    return target

@@ -1,10 +1,12 @@
-"""The exported news recommender in pure PyTorch: transformers' BertModel plus jaxrec's heads.
+"""The exported recommenders in pure PyTorch: transformers' BertModel plus jaxrec's heads.
 
 Imports torch and transformers only (never JAX or TensorFlow), so a serving machine needs
 neither; this file can also be copied on its own. It reads a folder written by
 `python -m jaxrec.export`: an HF BERT folder plus `jaxrec_heads.safetensors` (the head
 parameters under jaxrec's names and layouts, e.g. a Dense `kernel` is [in, out]) and
-`jaxrec_heads.json` (the architecture).
+`jaxrec_heads.json` (the architecture). `load(folder)` returns the folder's recommender:
+`NewsRecommender` (PLM-NR) or `PairRecommender` (rating, click or multi-label; two towers or
+a cross-encoder; with or without ID embeddings).
 """
 
 from __future__ import annotations
@@ -60,6 +62,29 @@ class SelfAttention(nn.Module):
         return torch.einsum("bqhk,hko->bqo", out, p["out_kernel"]) + p["out_bias"]
 
 
+def _read_export(folder: str | Path, task: str, dtype: torch.dtype | None):
+    """(transformers BertModel, head tensors, description) of an export folder of `task`."""
+    folder = Path(folder)
+    config = json.loads((folder / HEADS_CONFIG).read_text())
+    if config.get("task") != task:
+        raise ValueError(f"{folder / HEADS_CONFIG}: task {config.get('task')!r} is not {task!r}")
+    bert = transformers.BertModel.from_pretrained(
+        str(folder), local_files_only=True, add_pooling_layer=True, dtype=dtype
+    ).eval()
+    heads = load_file(str(folder / HEADS_WEIGHTS))
+    dtype = dtype or next(bert.parameters()).dtype
+    return bert, {k: v.to(dtype) for k, v in heads.items()}, config
+
+
+def load(folder: str | Path, dtype: torch.dtype | None = None) -> nn.Module:
+    """The recommender an export folder holds, whichever task it was trained for."""
+    task = json.loads((Path(folder) / HEADS_CONFIG).read_text()).get("task")
+    model = {"news": NewsRecommender, "pair": PairRecommender}.get(task)
+    if model is None:
+        raise ValueError(f"{Path(folder) / HEADS_CONFIG}: unknown task {task!r}")
+    return model.from_pretrained(folder, dtype)
+
+
 class NewsRecommender(nn.Module):
     """PLM-NR at inference: BERT news encoder + pooling, user encoder, dot-product scores."""
 
@@ -83,17 +108,8 @@ class NewsRecommender(nn.Module):
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype | None = None):
-        """Loads a folder written by `python -m jaxrec.export`."""
-        folder = Path(folder)
-        config = json.loads((folder / HEADS_CONFIG).read_text())
-        if config.get("task") != "news":
-            raise ValueError(f"{folder / HEADS_CONFIG}: task {config.get('task')!r} is not 'news'")
-        bert = transformers.BertModel.from_pretrained(
-            str(folder), local_files_only=True, add_pooling_layer=True, dtype=dtype
-        ).eval()
-        heads = load_file(str(folder / HEADS_WEIGHTS))
-        dtype = dtype or next(bert.parameters()).dtype
-        return cls(bert, {k: v.to(dtype) for k, v in heads.items()}, config).eval()
+        """Loads a news folder written by `python -m jaxrec.export`."""
+        return cls(*_read_export(folder, "news", dtype)).eval()
 
     @torch.no_grad()
     def encode_news(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
@@ -116,3 +132,126 @@ class NewsRecommender(nn.Module):
     def score(self, users: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Users [B, D] and their candidates' vectors [B, C, D] -> scores [B, C]."""
         return torch.einsum("bd,bcd->bc", users, candidates)
+
+
+class PairRecommender(nn.Module):
+    """jaxrec's rating, click or multi-label recommender at inference.
+
+    Text vectors are BERT's last hidden states pooled (mean over real tokens, or [CLS]); two
+    towers encode user and item texts apart, a cross-encoder reads `[CLS] user [SEP] item
+    [SEP]`. ID embeddings and biases (row 0 for IDs unseen in training) join the text; the
+    head is an MLP or a dot product; outputs become ratings in the range or probabilities.
+    """
+
+    def __init__(
+        self, bert: transformers.BertModel, heads: dict[str, torch.Tensor], config: dict
+    ) -> None:
+        super().__init__()
+        self.bert, self.config = bert, config
+        self.p = nn.ParameterDict(
+            {k.replace(".", "_"): nn.Parameter(v, requires_grad=False) for k, v in heads.items()}
+        )
+        self.user_rows = {u: i + 1 for i, u in enumerate(config["user_ids"])}
+        self.item_rows = {v: i + 1 for i, v in enumerate(config["item_ids"])}
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, dtype: torch.dtype | None = None):
+        """Loads a pair folder written by `python -m jaxrec.export`, with its tokenizer."""
+        model = cls(*_read_export(folder, "pair", dtype)).eval()
+        model.tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+        return model
+
+    def tokenize(self, texts: list[str], kind: str) -> dict[str, torch.Tensor]:
+        """User (`kind="user"`) or item texts as the token rows jaxrec trained on."""
+        length = self.config[f"{kind}_len"]
+        return dict(
+            self.tokenizer(
+                texts, max_length=length, padding="max_length", truncation=True,
+                return_tensors="pt",
+            )
+        )  # fmt: skip
+
+    def predict(
+        self, user_texts: list[str], item_texts: list[str], user_ids: list[str], item_ids: list[str]
+    ) -> torch.Tensor:
+        """Predictions [B, K] for pairs given as texts and IDs."""
+        users, items = self.tokenize(user_texts, "user"), self.tokenize(item_texts, "item")
+        return self(users, items, self.id_rows(user_ids, "user"), self.id_rows(item_ids, "item"))
+
+    def id_rows(self, ids: list[str], kind: str) -> torch.Tensor:
+        """ID-embedding rows of user (`kind="user"`) or item IDs; 0 for IDs unseen in training."""
+        rows = self.user_rows if kind == "user" else self.item_rows
+        return torch.tensor([rows.get(i, 0) for i in ids], dtype=torch.long)
+
+    @torch.no_grad()
+    def encode(self, input_ids, attention_mask, token_type_ids=None) -> torch.Tensor:
+        """Token ids [N, L] -> pooled text vectors [N, H]."""
+        hidden = self.bert(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        if self.config["pooling"] == "cls":
+            return hidden[:, 0]
+        weights = attention_mask.to(hidden.dtype)[..., None]
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+    @torch.no_grad()
+    def forward(self, users, items, user_rows, item_rows) -> torch.Tensor:
+        """Predictions [B, K] for pairs of user and item token rows [B, L] (`input_ids`,
+        `attention_mask`, `token_type_ids`) and their ID rows [B] (`id_rows`)."""
+        return self._to_prediction(self.logits(users, items, user_rows, item_rows))
+
+    @torch.no_grad()
+    def logits(
+        self,
+        users: dict[str, torch.Tensor],
+        items: dict[str, torch.Tensor],
+        user_rows: torch.Tensor,
+        item_rows: torch.Tensor,
+    ) -> torch.Tensor:
+        """The head's outputs [B, K] before the sigmoid (and the rating range)."""
+        if self.config["architecture"] == "cross":
+            text = self.encode(**cross_tokens(users, items))
+            return self._head([text], user_rows, item_rows).float()
+        u, i = self.encode(**users), self.encode(**items)
+        if self.config["head"] == "dot":
+            return self._dot(u, i, user_rows, item_rows).float()
+        return self._head([u, i, u * i], user_rows, item_rows).float()
+
+    def _bias(self, user_rows, item_rows) -> torch.Tensor:
+        bias = self.p["global_bias"]
+        if self.config["user_ids"]:
+            bias = bias + self.p["user_bias_embedding"][user_rows]
+            bias = bias + self.p["item_bias_embedding"][item_rows]
+        return bias
+
+    def _dot(self, u, i, user_rows, item_rows) -> torch.Tensor:
+        if self.config["user_ids"]:
+            u = u + self.p["user_ids_embedding"][user_rows]
+            i = i + self.p["item_ids_embedding"][item_rows]
+        return (u * i).sum(dim=-1, keepdim=True) + self._bias(user_rows, item_rows)
+
+    def _head(self, parts: list[torch.Tensor], user_rows, item_rows) -> torch.Tensor:
+        p = self.p
+        if self.config["user_ids"]:
+            parts = [*parts, p["user_ids_embedding"][user_rows], p["item_ids_embedding"][item_rows]]
+        x = torch.cat(parts, dim=-1) @ p["hidden_kernel"] + p["hidden_bias"]
+        x = torch.nn.functional.gelu(x, approximate="tanh")  # jax.nn.gelu's default
+        return x @ p["out_kernel"] + p["out_bias"] + self._bias(user_rows, item_rows)
+
+    def _to_prediction(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits -> a rating inside the range, or probabilities."""
+        if self.config["pair_task"] == "rating":
+            low, high = self.config["rating_range"]
+            return low + (high - low) * torch.sigmoid(out)
+        return torch.sigmoid(out)
+
+
+def cross_tokens(user: dict[str, torch.Tensor], item: dict[str, torch.Tensor]) -> dict:
+    """`[CLS] user [SEP]` and `[CLS] item [SEP]` rows -> `[CLS] user [SEP] item [SEP]` (the
+    item's [CLS] dropped, its tokens in segment 1), as jaxrec's cross-encoder reads a pair."""
+    ids = torch.cat([user["input_ids"], item["input_ids"][:, 1:]], dim=1)
+    mask = torch.cat([user["attention_mask"], item["attention_mask"][:, 1:]], dim=1)
+    segment = torch.cat(
+        [torch.zeros_like(user["input_ids"]), torch.ones_like(item["input_ids"][:, 1:])], dim=1
+    )
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": segment}

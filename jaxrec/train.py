@@ -1,20 +1,17 @@
 """train_and_evaluate(config, workdir): fine-tune a recommender on a device mesh, keep the best.
 
 The loop is the same for every task (`config.task`: news, or rating/click/multi-label pairs);
-a task object (jaxrec/tasks/) brings the data, the model, the loss, the batches and the
-evaluation. Reading top to bottom: mesh and checks, data, model created into its shardings,
-optimizer, resume, then steps with logging, evaluation, early stopping, checkpoints and
-preemption.
+a Task (jaxrec/tasks/base.py) brings the data, the model, the loss, the batches and the
+evaluation. Reading top to bottom: checks and mesh, data, model created into its shardings,
+optimizer, resume, the steps (logging, validation, early stopping, checkpoints, preemption),
+then the test split scored once with the best checkpoint.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import shutil
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -31,32 +28,16 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from jaxrec import checkpointing, flops, optim, pretrained, sharding
-from jaxrec.config_checks import check_config
+from jaxrec.config_checks import check_batch_split, check_config
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.errors import ConfigError
 from jaxrec.models.bert import BertConfig, BertModel
+from jaxrec.preemption import Preempted, SignalFlag
 from jaxrec.tasks import get_task
+from jaxrec.tasks.base import RECORD_FILE, Task, TaskEnv
 
 log = logging.getLogger(__name__)
-ENCODER_DIR = "encoder"  # the workdir's copy of the encoder's config and tokenizer
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "vocab.txt",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-)
-
-
-def save_encoder_files(source: Path, workdir: Path) -> Path:
-    """Copies the encoder's config.json and tokenizer files, so prediction needs only workdir."""
-    target = workdir / ENCODER_DIR
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", *TOKENIZER_FILES):
-        if (source / name).exists():
-            shutil.copy(source / name, target / name)
-    return target
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings: dict[str, Any]):
@@ -113,25 +94,6 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings:
         out_shardings=(s["trainable"], s["opt_state"], s["replicated"]),
         donate_argnums=(0, 2),
     )
-
-
-def validate(config: ml_collections.ConfigDict, mesh, sharded_sizes: tuple[str, ...]) -> None:
-    """Batch shapes that the mesh can split, checked before anything is read or compiled."""
-    shards = sharding.batch_shards(mesh)
-    batch, micro = int(config.train.batch_size), int(config.train.micro_batches)
-    if micro <= 0 or batch <= 0 or batch % micro or (batch // micro) % shards:
-        raise ConfigError(
-            f"train.batch_size ({batch}) must be a positive multiple of train.micro_batches "
-            f"({micro}) times the {shards} batch shards of mesh {dict(mesh.shape)}"
-        )
-    for key in sharded_sizes:
-        section, name = key.split(".")
-        value = config[section][name]
-        if value <= 0 or value % shards:
-            raise ConfigError(
-                f"{key} ({value}) must be a positive multiple of the {shards} batch shards "
-                f"of mesh {dict(mesh.shape)}"
-            )
 
 
 def create_model(
@@ -194,12 +156,76 @@ def place_optimizer(config, trainable: nnx.State, frozen: nnx.State, mesh, num_s
     return tx, lr, opt_state, shardings
 
 
+@dataclasses.dataclass
+class EarlyStopping:
+    """The validation record: the best metrics so far, and when to stop.
+
+    Saved in every checkpoint (its `progress`), so a resumed run stops where an
+    uninterrupted one would.
+    """
+
+    metric: str
+    higher_is_better: bool
+    patience: int  # evaluations without improvement before stopping; 0: never
+    best_value: float | None = None
+    best_step: int = 0
+    best_metrics: dict[str, float] | None = None
+    evals_since_best: int = 0
+    done: bool = False
+
+    def update(self, step: int, result: dict[str, float], last: bool) -> None:
+        value = result[self.metric]
+        better = self.best_value is None or (
+            value > self.best_value if self.higher_is_better else value < self.best_value
+        )
+        if better:
+            self.best_value, self.best_step, self.best_metrics = value, step, result
+            self.evals_since_best = 0
+        else:
+            self.evals_since_best += 1
+        self.done = last or bool(self.patience and self.evals_since_best >= self.patience)
+
+    def progress(self, step: int) -> dict[str, Any]:
+        fields = ("best_value", "best_step", "best_metrics", "evals_since_best", "done")
+        return {"step": step} | {k: getattr(self, k) for k in fields}
+
+    def restore(self, progress: dict[str, Any]) -> int:
+        """Takes back a checkpoint's record; returns its step."""
+        for key in ("best_value", "best_step", "best_metrics", "evals_since_best", "done"):
+            setattr(self, key, progress[key])
+        return int(progress["step"])
+
+
+class Throughput:
+    """Samples/s, model TFLOP/s and, on known accelerators, MFU since the last reading."""
+
+    def __init__(self, batch_size: int, step: int) -> None:
+        self.batch_size, self.peak = batch_size, flops.device_peak()  # None on CPUs
+        self.tick, self.step, self.flops = time.time(), step, 0.0
+
+    def add(self, step_flops: float) -> None:
+        self.flops += step_flops
+
+    def read(self, step: int) -> dict[str, float]:
+        elapsed = time.time() - self.tick
+        speed = {
+            "samples_per_second": (step - self.step) * self.batch_size / elapsed,
+            "tflops_per_second": self.flops / elapsed / 1e12,
+        }
+        if self.peak:
+            speed["mfu"] = self.flops / elapsed / (self.peak * jax.device_count())
+        self.tick, self.step, self.flops = time.time(), step, 0.0
+        return speed
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
     """Trains `config` in `workdir`; returns (and writes to metrics.json) the final results."""
     check_config(config)  # every value, before anything is read, written or compiled
     mesh = sharding.make_mesh(config.mesh.shape)
     task_type = get_task(config.task)
-    validate(config, mesh, task_type.SHARDED_SIZES)
+    check_batch_split(
+        config, shards=sharding.batch_shards(mesh), sharded_sizes=task_type.sharded_sizes
+    )
     with sharding.activate(mesh, config.mesh.rules):
         return _train_and_evaluate(config, Path(workdir), mesh, task_type)
 
@@ -210,25 +236,10 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
     if lead:
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
+    task, folder, bert_config = _read_task(config, workdir, mesh, task_type, lead)
 
-    # Data: every text tokenized once; the pipeline moves integers.
-    folder = pretrained.resolve(config.model.init_from)
-    bert_config = hf.read_config(folder)
-    if lead:
-        save_encoder_files(folder, workdir)
-    report = ReadReport()
-    feed = sharding.Feed(mesh)
-    task = task_type(
-        config,
-        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
-        cache_dir=config.data.cache_dir or workdir / "cache",
-        feed=feed,
-        report=report,
-    )
-    report.log(log)
-
-    # Model and optimizer, placed by the mesh and rule table; only the configured scope
-    # of the encoder is trained.
+    # Model and optimizer, placed by the mesh and rule table; only the task's scope of the
+    # encoder is trained.
     model = create_model(config, bert_config, folder, mesh, task.build)
     is_trainable = task.trainable_filter(bert_config.num_hidden_layers)
     graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
@@ -245,142 +256,153 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
     )
 
     # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
-    metric_name = config.train.early_stopping_metric  # one of the task's (check_config)
-    higher = task.higher_is_better(metric_name)
+    t = config.train
+    stopper = EarlyStopping(
+        t.early_stopping_metric, task.higher_is_better(t.early_stopping_metric), t.patience
+    )
     ckpt = checkpointing.manager(
-        workdir, metric=metric_name, higher_is_better=higher, keep=config.train.keep_checkpoints
+        workdir,
+        metric=stopper.metric,
+        higher_is_better=stopper.higher_is_better,
+        keep=t.keep_checkpoints,
     )
-    progress = {
-        "step": 0,
-        "best_value": None,
-        "best_step": 0,
-        "best_metrics": None,
-        "evals_since_best": 0,
-        "done": False,
-    }
-    restored = checkpointing.restore_latest(
-        ckpt, nnx.merge_state(trainable, frozen).filter(nnx.Param), opt_state
-    )
+    params = nnx.merge_state(trainable, frozen).filter(nnx.Param)
+    step = 0
+    restored = checkpointing.restore_latest(ckpt, params, opt_state)
     if restored:
-        step, params, opt_state, progress = restored
-        model = nnx.merge(graphdef, trainable, frozen)
-        nnx.update(model, params)
-        _, trainable, frozen = nnx.split(model, is_trainable, ...)
+        _, params, opt_state, progress = restored
+        step = stopper.restore(progress)
+        trainable, frozen = _split_params(graphdef, (trainable, frozen), params, is_trainable)
         log.info("resuming from %s/%d", ckpt.directory, step)
 
     task.start(graphdef, (trainable, frozen))
-    train_step = make_train_step(graphdef, tx, task.loss, shardings)
-    batches = task.batches(progress["step"])
     writer = (
         tf.summary.create_file_writer(str(workdir / "tensorboard"))
         if lead
         else tf.summary.create_noop_writer()
     )
-    batch_size = int(config.train.batch_size)
     log.info(
         "%d training samples per epoch; %d steps of %d (%.2f epochs)",
         task.samples_per_epoch,
         num_steps,
-        batch_size,
-        num_steps * batch_size / max(task.samples_per_epoch, 1),
-    )
-
-    def better(value: float, best: float) -> bool:
-        return value > best if higher else value < best
-
-    def run_eval(step: int) -> dict[str, float]:
-        result = task.evaluate((trainable, frozen))
-        with writer.as_default(step=step):
-            for k in task.metric_names:
-                tf.summary.scalar(f"eval/{k}", result[k])
-        return result
-
-    def save(step: int, result: dict[str, float] | None = None) -> None:
-        checkpointing.save(
-            ckpt,
-            step,
-            params=nnx.merge_state(trainable, frozen).filter(nnx.Param),
-            opt_state=opt_state,
-            progress=dict(progress, step=step),
-            metrics={k: result[k] for k in task.metric_names} if result else None,
-        )
-
-    rng = jax.random.key(config.seed)
-    pending: list[tuple[int, dict]] = []
-    step = progress["step"]
-    first = step + 1
-    tick, ticked_step, interval_flops = time.time(), progress["step"], 0.0
-    peak = flops.device_peak()  # None on CPUs: throughput only
-    # One process: SIGTERM sets a flag. Many: jax's preemption service catches it and
-    # `reached_preemption` agrees on one step for all processes.
-    preempted = _SignalFlag(signal.SIGTERM, install=jax.process_count() == 1)
-    say = tqdm.write if lead else log.debug
-    bar = tqdm(
-        range(first, num_steps + 1),
-        desc="train",
-        unit="step",
-        dynamic_ncols=True,
-        initial=first - 1,
-        total=num_steps,
-        disable=not lead,
+        t.batch_size,
+        num_steps * t.batch_size / max(task.samples_per_epoch, 1),
     )
     try:
-        for step in [] if progress["done"] else bar:
+        step, (trainable, frozen) = _loop(
+            config, task, graphdef, (trainable, frozen), opt_state, tx, lr, shardings,
+            ckpt, stopper, writer, step, lead,
+        )  # fmt: skip
+    finally:
+        ckpt.wait_until_finished()  # a save in flight completes; the last good one stays
+        ckpt.close()
+        writer.flush()
+
+    test = None
+    if task.has_test_labels:  # scored once, by the checkpoint chosen on validation
+        states = (trainable, frozen)
+        if stopper.best_step != step:
+            params = nnx.merge_state(trainable, frozen).filter(nnx.Param)
+            best, _ = checkpointing.restore_params(workdir, params, stopper.best_step)
+            states = _split_params(graphdef, states, best, is_trainable)
+        test = task.test(states)
+    results = {
+        "dev": stopper.best_metrics,
+        "test": test,
+        "best_step": stopper.best_step,
+        "last_step": step,
+        "baseline": task.baseline(),
+        "baseline_name": task.baseline_name,
+        "read_report": task.env.report.as_dict(),
+        "rows_read": task.env.report.rows_dict(),
+        "seconds": round(time.time() - start, 1),
+    }
+    if lead:
+        (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _read_task(config, workdir: Path, mesh, task_type, lead: bool):
+    """The task with its data read (every text tokenized once), and the pretrained encoder's
+    folder and config. Process 0 keeps what inference needs in the workdir."""
+    folder = pretrained.resolve(config.model.init_from)
+    bert_config = hf.read_config(folder)
+    env = TaskEnv(
+        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
+        cache_dir=Path(config.data.cache_dir or workdir / "cache"),
+        feed=sharding.Feed(mesh),
+        report=ReadReport(),
+    )
+    task: Task = task_type(config, env)
+    task.read()
+    env.report.log(log)
+    if lead:
+        pretrained.save_encoder_files(folder, workdir)
+        (workdir / RECORD_FILE).write_text(json.dumps(task.record()) + "\n")
+    return task, folder, bert_config
+
+
+def _loop(
+    config, task: Task, graphdef, states, opt_state, tx, lr, shardings, ckpt, stopper, writer,
+    step: int, lead: bool,
+):  # fmt: skip
+    """Steps from `step` to train.num_steps or early stopping; returns (step, states)."""
+    t, (trainable, frozen) = config.train, states
+    num_steps = int(t.num_steps)
+    train_step = make_train_step(graphdef, tx, task.loss, shardings)
+    batches = task.batches(step)
+    rng = jax.random.key(config.seed)
+    meter = Throughput(int(t.batch_size), step)
+    pending: list[tuple[int, dict]] = []  # step metrics not yet fetched from the devices
+    # One process: SIGTERM sets a flag. Many: jax's preemption service catches it and
+    # `reached_preemption` agrees on one step for all processes.
+    preempted = SignalFlag(install=jax.process_count() == 1)
+    say = tqdm.write if lead else log.debug
+    bar = tqdm(
+        range(step + 1, num_steps + 1), desc="train", unit="step", dynamic_ncols=True,
+        initial=step, total=num_steps, disable=not lead,
+    )  # fmt: skip
+    try:
+        for step in [] if stopper.done else bar:
             local = next(batches)
-            interval_flops += task.step_flops(local)
-            batch = feed.put_local(local, axis=1)
+            meter.add(task.step_flops(local))
+            batch = task.env.feed.put_local(local, axis=1)
             trainable, opt_state, step_metrics = train_step(
                 trainable, frozen, opt_state, batch, jax.random.fold_in(rng, step), task.extra
             )
             pending.append((step, step_metrics))
             last = step == num_steps
-            if step % config.train.log_every == 0 or last:
-                elapsed = time.time() - tick
-                speed = {
-                    "samples_per_second": (step - ticked_step) * batch_size / elapsed,
-                    "tflops_per_second": interval_flops / elapsed / 1e12,
-                }
-                if peak:
-                    speed["mfu"] = interval_flops / elapsed / (peak * jax.device_count())
-                tick, ticked_step, interval_flops = time.time(), step, 0.0
+            if step % t.log_every == 0 or last:
+                speed = meter.read(step)
                 loss = _log_train(writer, pending, lr, speed)
                 pending = []
+                postfix = {"loss": f"{loss:.4f}", "samples_s": f"{speed['samples_per_second']:.1f}"}
                 bar.set_postfix(
-                    loss=f"{loss:.4f}",
-                    samples_s=f"{speed['samples_per_second']:.1f}",
-                    **({"mfu": f"{speed['mfu']:.1%}"} if peak else {}),
+                    postfix | ({"mfu": f"{speed['mfu']:.1%}"} if "mfu" in speed else {})
                 )
-            evaluating = step % config.train.eval_every == 0 or last
+            evaluating = step % t.eval_every == 0 or last
             stopping = bool(preempted) or ckpt.reached_preemption(step)
-            saving = evaluating or stopping or step % config.train.save_every == 0
-            if saving:
-                _assert_finite(pending)  # never evaluate or save a diverged model
             result = None
-            if evaluating:
-                result = run_eval(step)
-                say(f"step {step}: dev " + _fmt(result, task.metric_names))
-                if progress["best_value"] is None or better(
-                    result[metric_name], progress["best_value"]
-                ):
-                    progress.update(
-                        best_value=result[metric_name],
-                        best_step=step,
-                        best_metrics=result,
-                        evals_since_best=0,
-                    )
-                else:
-                    progress["evals_since_best"] += 1
-                patience = config.train.patience
-                if last or (patience and progress["evals_since_best"] >= patience):
-                    progress["done"] = True
-            if saving:
-                save(step, result)
-            if progress["done"]:
+            if evaluating or stopping or step % t.save_every == 0:
+                _assert_finite(pending)  # never evaluate or save a diverged model
+                if evaluating:
+                    result = task.evaluate((trainable, frozen))
+                    _log_eval(writer, step, result, task.metric_names)
+                    say(f"step {step}: dev " + _fmt(result, task.metric_names))
+                    stopper.update(step, result, last)
+                checkpointing.save(
+                    ckpt,
+                    step,
+                    params=nnx.merge_state(trainable, frozen).filter(nnx.Param),
+                    opt_state=opt_state,
+                    progress=stopper.progress(step),
+                    metrics={k: result[k] for k in task.metric_names} if result else None,
+                )
+            if stopper.done:
                 if not last:
                     say(
-                        f"early stop at step {step}: no better dev {metric_name} in "
-                        f"{progress['evals_since_best']} evaluations "
-                        f"(best at step {progress['best_step']})"
+                        f"early stop at step {step}: no better dev {stopper.metric} in "
+                        f"{stopper.evals_since_best} evaluations (best at step {stopper.best_step})"
                     )
                 break
             if stopping:
@@ -389,52 +411,15 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
     finally:
         bar.close()
         preempted.restore()
-        ckpt.wait_until_finished()  # a save in flight completes; the last good one stays
-        ckpt.close()
-        writer.flush()
-
-    results = {
-        "dev": progress["best_metrics"],
-        "best_step": progress["best_step"],
-        "last_step": step,
-        **task.summary(),
-        "read_report": report.as_dict(),
-        "rows_read": report.rows_dict(),
-        "seconds": round(time.time() - start, 1),
-    }
-    if lead:
-        (workdir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
-    return results
+    return step, (trainable, frozen)
 
 
-class Preempted(Exception):
-    """The run was asked to stop (SIGTERM or a maintenance event) and saved its step."""
-
-    exit_code = 143  # 128 + SIGTERM: what schedulers see from a job ended by SIGTERM
-
-    def __init__(self, step: int, directory) -> None:
-        super().__init__(f"preempted at step {step}: saved {directory}/{step}; rerun to resume")
-
-
-class _SignalFlag:
-    """True once `signum` has arrived; the training loop saves at the next step boundary."""
-
-    def __init__(self, signum: int, install: bool = True) -> None:
-        self.signum, self.seen, self.previous = signum, False, None
-        if install:
-            # Outside the main thread signals stay with the caller.
-            with contextlib.suppress(ValueError):
-                self.previous = signal.signal(signum, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.seen = True
-
-    def __bool__(self) -> bool:
-        return self.seen
-
-    def restore(self) -> None:
-        if self.previous is not None:
-            signal.signal(self.signum, self.previous)
+def _split_params(graphdef, states, params: nnx.State, is_trainable):
+    """(trainable, frozen) holding `params` in place of the parameters of `states`."""
+    model = nnx.merge(graphdef, *states)
+    nnx.update(model, params)
+    _, trainable, frozen = nnx.split(model, is_trainable, ...)
+    return trainable, frozen
 
 
 def _assert_finite(pending) -> list[dict]:
@@ -460,6 +445,12 @@ def _log_train(writer, pending, lr, speed: dict[str, float]) -> float:
         for name, value in speed.items():
             tf.summary.scalar(f"train/{name}", value, step=pending[-1][0])
     return float(fetched[-1]["loss"])
+
+
+def _log_eval(writer, step: int, result: dict[str, float], names) -> None:
+    with writer.as_default(step=step):
+        for k in names:
+            tf.summary.scalar(f"eval/{k}", result[k])
 
 
 def _count(state: nnx.State) -> int:

@@ -1,61 +1,72 @@
-"""A trained workdir restored for inference: its config, tokenizer, model and parameters."""
+"""A trained workdir restored for inference: its config, task, model graph and parameters.
+
+Only the workdir is read: config.json, the encoder's config and tokenizer (encoder/), what
+the task recorded for inference (task.json: the pair tasks' ID vocabularies) and a checkpoint.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from jaxrec import checkpointing, evaluate, train
+from jaxrec import checkpointing, pretrained
 from jaxrec.convert import hf
-from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError
 from jaxrec.models.bert import BertModel
-from jaxrec.sharding import Feed
-from jaxrec.tasks.news import build_model
-from jaxrec.tasks.pair import PairTask
+from jaxrec.tasks import get_task
+from jaxrec.tasks.base import RECORD_FILE, Task, TaskEnv
 
 
-def load_trained(workdir: str | Path, step: int | str | None = None):
-    """(config, tokenizer, inference, parameter states, step) of a training workdir.
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """What inference needs: the task (its record restored), the graph and the parameters."""
 
-    `inference` is a NewsInference for the news task; for pair tasks it is the PairTask
-    itself (its ID embeddings index the training data, which it reads again), started.
-    `step`: an integer, "latest", or None for the best checkpoint by the dev metric.
-    """
+    config: ml_collections.ConfigDict
+    task: Task
+    graphdef: nnx.GraphDef
+    states: tuple[nnx.State, nnx.State]  # (parameters, the rest)
+    step: int
+
+    @property
+    def model(self) -> nnx.Module:
+        return nnx.merge(self.graphdef, *self.states)
+
+
+def load_trained(workdir: str | Path, step: int | str | None = None) -> Trained:
+    """The workdir's model at `step`: an integer, "latest", or None for the best by the dev
+    metric."""
     workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
-    try:
-        config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    except (ValueError, TypeError) as e:  # JSONDecodeError, or JSON that is not an object
-        raise CheckpointError(f"{config_path}: not a readable training config ({e})") from None
-    encoder_dir = workdir / train.ENCODER_DIR
+    config = ml_collections.ConfigDict(_read_json(workdir / "config.json", "training config"))
+    encoder_dir = workdir / pretrained.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir)
-    tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)
-
-    task = None
-    if config.task == "pair":
-        task = PairTask(
-            config,
-            tokenizer=tokenizer,
-            cache_dir=workdir / "cache",
-            feed=Feed(),
-            report=ReadReport(),
-        )
+    env = TaskEnv(TextTokenizer(encoder_dir, bert_config.vocab_size), workdir / "cache")
+    task = get_task(config.task)(config, env)
+    record_path = workdir / RECORD_FILE
+    task.restore_record(_read_json(record_path, "task record") if record_path.exists() else {})
 
     def build():
         bert = BertModel(bert_config, dtype=jnp.dtype(config.model.dtype), rngs=nnx.Rngs(0))
-        return task.build(bert) if task else build_model(config, bert)
+        return task.build(bert)
 
     graphdef, abstract, rest = nnx.split(nnx.eval_shape(build), nnx.Param, ...)
     params, step = checkpointing.restore_params(workdir, abstract, step)
-    if task:
-        task.start(graphdef, (params, rest))
-        return config, tokenizer, task, (params, rest), step
-    return config, tokenizer, evaluate.NewsInference(graphdef), (params, rest), step
+    return Trained(config, task, graphdef, (params, rest), step)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.exists():
+        raise CheckpointError(f"{path}: not a training workdir (no {path.name})")
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as e:
+        raise CheckpointError(f"{path}: not a readable {what} ({e})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: not a readable {what} (not a JSON object)")
+    return value

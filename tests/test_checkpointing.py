@@ -15,7 +15,7 @@ import pytest
 
 from jaxrec import checkpointing
 from jaxrec.errors import CheckpointError
-from jaxrec.train import Preempted
+from jaxrec.preemption import Preempted
 
 ROOT = Path(__file__).resolve().parent.parent
 

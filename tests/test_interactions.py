@@ -373,7 +373,8 @@ def sample() -> dict[str, object]:
 def test_sample_sizes(sample: dict) -> None:
     data = sample["multilabel"]
     assert (len(data.user_text), len(data.item_text)) == (200, 300)
-    assert (len(data.train), len(data.test)) == (5972, 1523)
+    assert (len(data.train) + len(data.dev), len(data.test)) == (5972, 1523)
+    assert len(data.dev) == round(0.1 * 5972)  # data.dev_fraction of train, seeded
     assert data.label_names == ("eco", "family", "gift", "premium", "sale")
     assert sum(p.stat().st_size for p in SAMPLE.iterdir()) < 1_000_000
     pairs = {

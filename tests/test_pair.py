@@ -10,7 +10,7 @@ from flax import nnx
 from safetensors.numpy import load_file
 
 from configs import ecommerce, movielens
-from jaxrec import export, optim, pretrained, train
+from jaxrec import export, flops, optim, pretrained, sharding, train
 from jaxrec.data.pair_data import BUNDLED
 from jaxrec.data.pipeline import pair_batches
 from jaxrec.data.report import ReadReport
@@ -18,6 +18,7 @@ from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.models.pair import PairRecommender, cross_tokens
 from jaxrec.predict import predict
 from jaxrec.sharding import Feed
+from jaxrec.tasks.base import TaskEnv
 from jaxrec.tasks.pair import PairTask, baseline_predictions, task_metrics
 
 
@@ -33,15 +34,15 @@ def _config(bert_dir, arg="tiny", **train_overrides):
 @pytest.fixture(scope="module")
 def shop(tiny_bert_dir, tmp_path_factory):
     config = _config(tiny_bert_dir)
-    _, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
-    task = PairTask(
-        config,
-        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
-        cache_dir=tmp_path_factory.mktemp("cache"),
-        feed=Feed(),
-        report=ReadReport(),
-    )
-    return config, task
+    return config, _read_task(config, tiny_bert_dir, tmp_path_factory.mktemp("cache"))
+
+
+def _read_task(config, bert_dir, cache_dir):
+    _, bert_config, folder = pretrained.load_bert(str(bert_dir))
+    env = TaskEnv(TextTokenizer(folder, bert_config.vocab_size), cache_dir, Feed(), ReadReport())
+    task = PairTask(config, env)
+    task.read()
+    return task
 
 
 def _batch(task, **kw):
@@ -128,20 +129,12 @@ def test_cross_encoder_reads_the_pair_together(shop, tiny_bert_dir):
 
 def test_rating_baseline_is_the_damped_bias_predictor(shop, tiny_bert_dir, tmp_path):
     config = _config(tiny_bert_dir, "movielens")
-    _, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
-    task = PairTask(
-        config,
-        tokenizer=TextTokenizer(folder, bert_config.vocab_size),
-        cache_dir=tmp_path,
-        feed=Feed(),
-        report=ReadReport(),
-    )
-    pred = baseline_predictions(task.data, task.train, task.test)
+    task = _read_task(config, tiny_bert_dir, tmp_path)
+    test = task.test_log
+    pred = baseline_predictions("rating", (1.0, 5.0), task.train, test)
     assert pred.min() >= 1.0 and pred.max() <= 5.0
-    mean_only = task_metrics(
-        "rating", task.test.targets, np.full_like(pred, task.train.targets.mean())
-    )
-    assert task_metrics("rating", task.test.targets, pred)["rmse"] < mean_only["rmse"] - 0.02
+    mean_only = task_metrics("rating", test.targets, np.full_like(pred, task.train.targets.mean()))
+    assert task_metrics("rating", test.targets, pred)["rmse"] < mean_only["rmse"] - 0.02
 
 
 @pytest.mark.parametrize("arg", ["click", "rating", "multilabel"])
@@ -157,9 +150,10 @@ def test_each_head_trains_evaluates_and_predicts_in_test_order(shop, tiny_bert_d
         "click": ("auc", "log_loss"),
         "multilabel": ("micro_f1", "macro_f1", "map"),
     }[arg]
-    assert set(names) <= set(results["dev"]) and set(names) <= set(results["baseline"])
-    assert all(np.isfinite(results["dev"][n]) for n in names)
-    assert results["dev"]["num_pairs"] == 1523
+    for split in ("dev", "test"):
+        assert set(names) <= set(results[split]) and set(names) <= set(results["baseline"][split])
+        assert all(np.isfinite(results[split][n]) for n in names)
+    assert results["test"]["num_pairs"] == 1523
 
     out = tmp_path / "pred.tsv"
     assert predict(tmp_path / "wd", "test", out) == 1523
@@ -227,3 +221,115 @@ def test_head_learning_rate_multiplier_speeds_up_only_the_parts_outside_the_enco
     base, fast = first_update(1.0), first_update(20.0)
     np.testing.assert_allclose(fast["bert"]["kernel"], base["bert"]["kernel"])
     np.testing.assert_allclose(fast["head"]["kernel"], 20 * base["head"]["kernel"], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def top_layer_only(tiny_bert_dir, tmp_path_factory):
+    """A two-tower click task training 1 of the tiny BERT's 2 layers, and its model without
+    dropout (the cached bottom layer runs in inference mode, so the two paths then agree)."""
+
+    def make(cache: bool):
+        config = _config(tiny_bert_dir, "click")
+        config.model.trainable_layers, config.model.cache_frozen_layers = 1, cache
+        config.model.dropout = 0.0
+        task = _read_task(config, tiny_bert_dir, tmp_path_factory.mktemp("cache"))
+        _, bert_config, folder = pretrained.load_bert(str(tiny_bert_dir))
+        mesh = sharding.make_mesh((-1, 1, 1))
+        model = train.create_model(config, bert_config, folder, mesh, task.build)
+        graphdef, trainable, frozen = nnx.split(model, task.trainable_filter(2), ...)
+        task.start(graphdef, (trainable, frozen))
+        batch = jax.tree.map(lambda x: x[0], next(task.batches(0)))
+
+        def loss(trainable, extra):
+            model = nnx.merge(graphdef, trainable, frozen)
+            return task.loss(model, batch, extra, nnx.Rngs(dropout=jax.random.key(0)))
+
+        return task, trainable, batch, loss
+
+    return make(True), make(False)
+
+
+def test_frozen_layers_of_two_towers_come_from_the_cache_with_the_same_loss_and_gradients(
+    top_layer_only,
+):
+    (cached, trainable, _, cached_loss), (plain, _, _, plain_loss) = top_layer_only
+    assert cached.cached_layers == 1 and plain.cached_layers == 0
+    assert set(cached.extra) == {"users", "items"}  # one cache per text table
+    assert cached.extra["users"].shape[:2] == cached.users.tokens["input_ids"].shape
+    value, grads = jax.value_and_grad(cached_loss)(trainable, cached.extra)
+    want, want_grads = jax.value_and_grad(plain_loss)(trainable, None)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    for (path, g), (_, w) in zip(
+        jax.tree_util.tree_leaves_with_path(grads), jax.tree_util.tree_leaves_with_path(want_grads),
+        strict=True,
+    ):  # fmt: skip
+        np.testing.assert_allclose(g, w, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+def test_a_cached_step_computes_only_the_trained_layers_and_step_flops_counts_them(
+    top_layer_only,
+):
+    (cached, trainable, batch, cached_loss), (plain, _, _, plain_loss) = top_layer_only
+
+    def compiled_flops(loss, extra):
+        step = jax.jit(jax.value_and_grad(loss)).lower(trainable, extra).compile()
+        return step.cost_analysis()["flops"]
+
+    with_cache = compiled_flops(cached_loss, cached.extra)
+    without = compiled_flops(plain_loss, None)
+    encoded = [(len(batch[t]["rows"]), batch[t]["input_ids"].shape[-1]) for t in ("users", "items")]
+    bottom_layer = sum(flops.layer_forward_flops(cached.bert_config, n, w) for n, w in encoded)
+    # The frozen layer's forward pass is what the cache saves, every step.
+    assert without - with_cache > 0.9 * bottom_layer
+    local = jax.tree.map(lambda x: x[None], batch)
+    assert cached.step_flops(local) == pytest.approx(plain.step_flops(local) - bottom_layer)
+    # The task's count is the encoder's share of what XLA compiles (heads and norms aside).
+    assert cached.step_flops(local) <= with_cache <= 1.5 * cached.step_flops(local)
+
+
+def test_the_model_is_chosen_on_validation_and_the_test_split_scored_once(
+    tiny_bert_dir, tmp_path, monkeypatch
+):
+    """Early stopping and the best checkpoint see the dev split only; test is scored once, at
+    the end, by the best checkpoint (restored when a later step was trained)."""
+    import shutil
+
+    from jaxrec import checkpointing, pair_metrics
+
+    folder = tmp_path / "shop"
+    shutil.copytree(BUNDLED["interactions"], folder)
+    train_rows = (folder / "train.csv").read_text().splitlines()
+    (folder / "train.csv").write_text("\n".join(train_rows[:-300]) + "\n")
+    (folder / "dev.csv").write_text("\n".join(train_rows[:1] + train_rows[-300:]) + "\n")
+    config = _config(tiny_bert_dir, "click")
+    config.data.path = str(folder)
+    # A zero learning rate never improves: the best is step 2, and patience 1 stops at 4.
+    config.train.update(num_steps=8, eval_every=2, patience=1, learning_rate=0.0)
+    calls = {"test": 0, "restored": []}
+    score_test, restore = PairTask.test, checkpointing.restore_params
+
+    def counted_test(self, states):
+        calls["test"] += 1
+        return score_test(self, states)
+
+    def recorded_restore(workdir, abstract, step=None):
+        calls["restored"].append(step)
+        return restore(workdir, abstract, step)
+
+    monkeypatch.setattr(PairTask, "test", counted_test)
+    monkeypatch.setattr(checkpointing, "restore_params", recorded_restore)
+    results = train.train_and_evaluate(config, tmp_path / "wd")
+    assert results["best_step"] == 2 and results["last_step"] == 4
+    assert results["dev"]["num_pairs"] == 300  # dev.csv, not test.csv
+    assert calls == {"test": 1, "restored": [2]}
+    written = json.loads((tmp_path / "wd" / "metrics.json").read_text())
+    assert written["dev"] == results["dev"] and written["test"] == results["test"]
+    # What predict writes from the best checkpoint scores what the run reported as test.
+    out = tmp_path / "pred.tsv"
+    predict(tmp_path / "wd", None, out)
+    probs = np.array([float(line.split("\t")[2]) for line in out.read_text().splitlines()])
+    rows = (folder / "test.csv").read_text().splitlines()[1:]
+    clicks = np.array([float(r.split(",")[3]) for r in rows])
+    auc = pair_metrics.binary_auc(clicks, probs)
+    assert results["test"]["num_pairs"] == len(rows)
+    assert auc == pytest.approx(results["test"]["auc"], abs=2e-3)

@@ -10,6 +10,7 @@ Lines, told apart by extension:
     items.csv | items.jsonl   ``id`` plus free-text columns
     train.csv | train.jsonl   ``user_id``, ``item_id`` and the task's target column
     test.csv  | test.jsonl
+    dev.csv   | dev.jsonl     optional: the validation split (else carved from train)
 
 The target column is ``rating`` (a number within the rating range), ``click`` (0 or 1) or
 ``labels`` (``|``-separated names in CSV, a list of strings in JSONL). Files are UTF-8, with or
@@ -85,6 +86,7 @@ class PairData:
     item_text: dict[str, str]  # item ID -> text
     rating_range: tuple[float, float] | None  # (1.0, 5.0) for MovieLens; None unless "rating"
     label_names: tuple[str, ...]  # multilabel only, else ()
+    dev: Interactions | None = None  # the validation split, when the data brings one
 
 
 @dataclasses.dataclass
@@ -467,9 +469,12 @@ def _jsonl_rows(
         yield number, row
 
 
-def find_file(folder: Path, stem: str) -> Path:
-    """``folder/stem.csv`` or ``folder/stem.jsonl``, whichever exists; both or neither: error."""
+def find_file(folder: Path, stem: str, *, required: bool = True) -> Path | None:
+    """``folder/stem.csv`` or ``folder/stem.jsonl``, whichever exists; both, or neither when
+    ``required``, is an error (None when neither exists and the file is optional)."""
     found = [folder / f"{stem}{ext}" for ext in EXTENSIONS if (folder / f"{stem}{ext}").is_file()]
+    if not found and not required:
+        return None
     if len(found) != 1:
         names = " and ".join(f"{stem}{ext}" for ext in EXTENSIONS)
         problem = "both" if found else "neither of"
@@ -507,6 +512,9 @@ def read_interactions_dir(
     if not folder.is_dir():
         raise DataError("interactions folder not found", path=str(folder))
     paths = {role: find_file(folder, role) for role in TABLE_ROLES + SPLIT_ROLES}
+    dev_path = find_file(folder, "dev", required=False)
+    if dev_path is not None:
+        paths["dev"] = dev_path
     user_text = _read_table(paths["users"], "users", user_columns, policy)
     item_text = _read_table(paths["items"], "items", item_columns, policy)
     tables = (user_text, item_text)
@@ -522,6 +530,9 @@ def read_interactions_dir(
     if task == "multilabel":
         label_names = tuple(sorted({name for labels in train.targets for name in labels}))
     test = read_split("test", _target_parser(task, rating_range, paths["test"], label_names))
+    dev = None
+    if dev_path is not None:
+        dev = read_split("dev", _target_parser(task, rating_range, dev_path, label_names))
     multihot = label_names if task == "multilabel" else None
     return PairData(
         task=task,
@@ -531,6 +542,7 @@ def read_interactions_dir(
         item_text=item_text,
         rating_range=rating_range if task == "rating" else None,
         label_names=label_names,
+        dev=dev.build(multihot) if dev is not None else None,
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -328,7 +328,7 @@ def _check_test_fraction(test_fraction: float) -> None:
 
 
 def random_split(
-    data: Interactions, *, seed: int, test_fraction: float
+    data: Interactions, *, seed: int | Sequence[int], test_fraction: float
 ) -> tuple[Interactions, Interactions]:
     """A seeded random (train, test) split of ``data``; each part keeps ``data``'s order."""
     _check_test_fraction(test_fraction)

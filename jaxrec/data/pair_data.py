@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import ml_collections
@@ -20,13 +21,20 @@ BUNDLED = {"movielens100k": SAMPLES / "movielens100k", "interactions": SAMPLES /
 def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = None) -> PairData:
     """Reads the data ``cfg`` (the ``data`` part of a config) describes.
 
-    Fields: ``format`` (one of FORMATS), ``path`` (a folder; "" is the bundled sample, or TFDS's
-    default data_dir), ``split`` (MovieLens 100K), ``seed`` and ``test_fraction`` (1M and TFDS),
-    ``task``, ``rating_range``, ``user_columns`` and ``item_columns`` (interactions; MovieLens
-    is always "rating"), ``skip_bad_rows``, ``unknown_ids``. Missing fields take the readers'
-    defaults.
+    Fields: ``format`` (one of FORMATS), ``path`` (a folder; "" is the bundled sample, or
+    TFDS's default data_dir), ``split`` (MovieLens 100K), ``seed`` and ``test_fraction`` (1M
+    and TFDS), ``dev_fraction`` (the share of train that becomes the validation split, unless
+    the data brings its own), ``task``, ``rating_range``, ``user_columns`` and
+    ``item_columns`` (interactions; MovieLens is always "rating"), ``skip_bad_rows``,
+    ``unknown_ids``. Missing fields take the readers' defaults.
     """
     report = report if report is not None else ReadReport()
+    data = _read(cfg, report)
+    # A stream apart from the 1M/TFDS test split's, so the two draws are independent.
+    return with_dev_split(data, fraction=cfg.get("dev_fraction", 0.1), seed=[cfg.get("seed", 0), 1])
+
+
+def _read(cfg: ml_collections.ConfigDict, report: ReadReport) -> PairData:
     fmt = cfg.format
     if fmt not in FORMATS:
         raise ConfigError(f"data.format must be one of {FORMATS}, got {fmt!r}")
@@ -51,3 +59,15 @@ def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = N
     columns = {"user_columns": cfg.get("user_columns"), "item_columns": cfg.get("item_columns")}
     rating_range = tuple(cfg.get("rating_range", (1.0, 5.0)))
     return read_interactions_dir(path, task=task, rating_range=rating_range, **columns, **rows)
+
+
+def with_dev_split(data: PairData, *, fraction: float, seed: int) -> PairData:
+    """`data` with a validation split: its own, or a seeded random `fraction` of train.
+
+    Model selection (early stopping, the best checkpoint) looks at this split only, so the
+    test split is scored once, by the chosen model.
+    """
+    if data.dev is not None:
+        return data
+    train, dev = movielens.random_split(data.train, seed=seed, test_fraction=fraction)
+    return dataclasses.replace(data, train=train, dev=dev)

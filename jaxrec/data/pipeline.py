@@ -108,7 +108,7 @@ def train_batches(
     parts lo..hi-1 of n of every micro-batch's samples and news rows (indices stay global),
     and only those rows' tokens are gathered.
     """
-    micro = _micro_size(batch_size, micro_batches, news_bucket, block)
+    micro = batch_size // micro_batches  # config_checks.check_batch_split: it divides
     per_epoch = count_train_samples(log) // batch_size
     if not per_epoch:
         raise ValueError(f"fewer training samples than one batch of {batch_size}")
@@ -126,16 +126,6 @@ def train_batches(
         ds = ds.map(lambda b: _local_part(b, tables, block), num_parallel_calls=2)
         yield from ds.prefetch(2).as_numpy_iterator()
         epoch, skip = epoch + 1, 0
-
-
-def _micro_size(batch_size: int, micro_batches: int, bucket: int, block) -> int:
-    micro = batch_size // micro_batches
-    if batch_size % micro_batches or micro % block[2] or bucket % block[2]:
-        raise ValueError(
-            f"batch_size {batch_size} must split into {micro_batches} micro-batches, and each "
-            f"micro-batch and the bucket {bucket} into {block[2]} parts"
-        )
-    return micro
 
 
 def _unique_padded(rows, bucket: int):
@@ -257,7 +247,7 @@ def pair_batches(
     `item_index` pointing into them. Epoch e is a permutation drawn from `seed + e`, so a
     resumed run regenerates its batches; `block` works as in `train_batches`.
     """
-    micro = _micro_size(batch_size, micro_batches, bucket, block)
+    micro = batch_size // micro_batches  # config_checks.check_batch_split: it divides
     n = len(arrays["targets"])
     per_epoch = n // batch_size
     if not per_epoch:

@@ -18,6 +18,9 @@ from flax import nnx
 from jaxrec.errors import CheckpointError
 from jaxrec.sharding import constrain, logical
 
+# Compute dtypes (`config.model.dtype`); parameters stay float32 whichever is chosen.
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
 
 def _gelu_exact(x: jax.Array) -> jax.Array:
     """x * Phi(x) through erf, as PyTorch computes it; jax.nn.gelu's erfc form costs more."""

@@ -17,6 +17,8 @@ from jaxrec.models.bert import BertModel
 from jaxrec.sharding import logical
 
 NEG_INF = -1e9
+POOLINGS = ("attention", "cls")  # how a news vector is read off BERT's hidden states
+USER_ENCODERS = ("attention", "mhsa")  # PLM-NR's additive attention, or NRMS-style
 _default_kernel = nnx.initializers.lecun_normal()  # nnx.Linear's own default
 
 
@@ -100,7 +102,7 @@ class NewsRecommender(nnx.Module):
         elif pooling == "cls":
             self.news_pool = ClsPooling()
         else:
-            raise ValueError(f"model.pooling must be 'attention' or 'cls', got {pooling!r}")
+            raise ValueError(f"model.pooling must be one of {POOLINGS}, got {pooling!r}")
         if user_encoder == "attention":
             self.user_encoder = AttentionUserEncoder(dim, attention_hidden, dtype=dtype, rngs=rngs)
         elif user_encoder == "mhsa":
@@ -109,9 +111,7 @@ class NewsRecommender(nnx.Module):
                 dim, user_heads, attention_hidden, dropout, dtype=dtype, rngs=rngs
             )
         else:
-            raise ValueError(
-                f"model.user_encoder must be 'attention' or 'mhsa', got {user_encoder!r}"
-            )
+            raise ValueError(f"model.user_encoder must be one of {USER_ENCODERS}: {user_encoder!r}")
 
     def encode_news(
         self, tokens: dict[str, jax.Array], *, deterministic: bool = True, rngs=None

@@ -1,4 +1,8 @@
-"""Tasks the trainer runs: each brings its data, model, loss, batches and evaluation."""
+"""Tasks the trainer runs: each brings its data, model, loss, batches, inference and checks.
+
+`jaxrec/tasks/base.py` defines the interface; `news.py` (PLM-NR on MIND) and `pair.py`
+(rating, click or multi-label prediction for user-item pairs) fill it in.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,7 @@ TASKS = ("news", "pair")
 
 
 def get_task(name: str):
-    """The task class for `config.task`: news (PLM-NR on MIND) or pair (rating, click or
-    multi-label prediction for user-item pairs)."""
+    """The Task class for `config.task`."""
     if name == "news":
         from jaxrec.tasks.news import NewsTask
 

@@ -1,13 +1,16 @@
-"""PLM-NR news recommendation on MIND: data, model, loss, batches and dev evaluation.
+"""PLM-NR news recommendation on MIND: data, model, loss, batches, evaluation, predictions.
 
 Every news item is tokenized once into a table; a training batch carries each distinct
 news item once. With only the top k encoder layers trained, the frozen layers below run
-once per news item per run (a cache), not once per step.
+once per news item per run (a cache), not once per step. MIND's convention for splits:
+`dev` is the labelled evaluation split (early stopping and the best checkpoint), `test` has
+no labels and is only predicted.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,28 +18,30 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from flax import nnx
 
-from jaxrec import evaluate, flops, metrics, optim
+from jaxrec import flops, metrics, optim
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.report import ReadReport
-from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.models.bert import BertModel
-from jaxrec.models.news import NewsRecommender
-from jaxrec.sharding import Feed
+from jaxrec.models.bert import BertConfig, BertModel
+from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender
+from jaxrec.tasks import news_inference as infer
+from jaxrec.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
 
 def build_model(config: ml_collections.ConfigDict, bert: BertModel) -> NewsRecommender:
+    m = config.model
     return NewsRecommender(
         bert,
-        pooling=config.model.pooling,
-        user_encoder=config.model.user_encoder,
-        attention_hidden=config.model.attention_hidden,
-        user_heads=config.model.user_heads,
-        dtype=jnp.dtype(config.model.dtype),
+        pooling=m.pooling,
+        user_encoder=m.user_encoder,
+        attention_hidden=m.attention_hidden,
+        user_heads=m.user_heads,
+        dtype=jnp.dtype(m.dtype),
         rngs=nnx.Rngs(config.seed),
     )
 
@@ -66,15 +71,6 @@ def news_loss(cached_layers: int):
     return loss
 
 
-def _load_checked(data, name: str, tokenizer, cache_dir, report: ReadReport) -> NewsSplit:
-    """A split, stopped if it skipped more than `data.max_skipped_share` of its rows."""
-    split_report = ReadReport()  # per split, so an error names that split's files
-    split = load_split(data, name, tokenizer, cache_dir=cache_dir, report=split_report)
-    split_report.check_share(data.get("max_skipped_share", 1.0))  # older workdirs lack it
-    report.merge(split_report)
-    return split
-
-
 def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
     """Dev metrics of ranking candidates by their click count in the training impressions."""
     counts = metrics.popularity_scores(
@@ -85,32 +81,59 @@ def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
     ids = [imp.candidates for imp in dev.split.impressions]
     scores = metrics.score_by_popularity(ids, counts)
     rows = [scores[i, : len(c)] for i, c in enumerate(ids)]
-    return evaluate.ranking_metrics(rows, dev.log.labels)
+    return metrics.ranking_metrics(rows, dev.log.labels)
 
 
-class NewsTask:
-    """What the trainer needs for PLM-NR: data, model, loss, batches, dev evaluation."""
+def ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of each score, highest first; ties keep the listed order."""
+    order = np.argsort(-scores, kind="stable")
+    out = np.empty(len(scores), np.int64)
+    out[order] = np.arange(1, len(scores) + 1)
+    return out
 
-    SHARDED_SIZES = ("data.news_bucket", "train.eval_batch_size")
 
-    def __init__(
-        self,
-        config: ml_collections.ConfigDict,
-        *,
-        tokenizer: TextTokenizer,
-        cache_dir: str | Path,
-        feed: Feed,
-        report: ReadReport,
-    ) -> None:
-        self.config, self.feed = config, feed
-        self.train, self.dev = (
-            _load_checked(config.data, name, tokenizer, cache_dir, report)
-            for name in ("train", "dev")
-        )
-        self.metric_names = metrics.METRIC_NAMES
+class NewsTask(Task):
+    """PLM-NR: a BERT news encoder, a user encoder over the clicks, dot-product scores."""
+
+    name = "news"
+    sharded_sizes = ("data.news_bucket", "train.eval_batch_size")
+    metric_names = metrics.METRIC_NAMES
+    baseline_name = "popularity baseline"
+    has_test_labels = False  # MIND's test split is predicted (`jaxrec.predict --split=test`)
+
+    @staticmethod
+    def check_config(c, encoder: BertConfig) -> None:
+        from jaxrec.data.mind import UNKNOWN_NEWS_POLICIES
+        from jaxrec.data.news_table import TEXT_FIELDS
+
+        c.choice("train.early_stopping_metric", metrics.METRIC_NAMES)
+        c.choice("model.pooling", POOLINGS)
+        user_encoder = c.choice("model.user_encoder", USER_ENCODERS)
+        c.integer("model.attention_hidden", low=1)
+        heads = c.integer("model.user_heads", low=1)
+        if user_encoder == "mhsa" and encoder.hidden_size % heads:
+            raise c.fail(
+                "model.user_heads", heads, f"a divisor of hidden size {encoder.hidden_size}"
+            )
+        c.boolean("model.cache_frozen_layers")
+        fields = c.strings("data.news_fields", TEXT_FIELDS)
+        if not fields or "title" not in fields:
+            expected = f"a list of {TEXT_FIELDS} that includes 'title'"
+            raise c.fail("data.news_fields", c.get("data.news_fields"), expected)
+        low = 3 if "abstract" in fields else 2
+        c.integer("data.title_len", low=low, high=encoder.max_position_embeddings)
+        c.integer("data.history_len", low=1)
+        c.integer("data.npratio", low=1)
+        c.integer("data.news_bucket", low=1)
+        c.choice("data.unknown_news", UNKNOWN_NEWS_POLICIES)
+        c.string("data.dir", empty=False)
+        c.folder("data.dir", c.get("data.dir"), "train", "dev")
+
+    # -- 1. Data --------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        self.train, self.dev = (self._load(name) for name in ("train", "dev"))
         self.samples_per_epoch = count_train_samples(self.train.log)
-        self.extra = None
-        self.cached_layers = 0
         log.info(
             "train: %d impressions, %d news; dev: %d impressions, %d news",
             len(self.train.log),
@@ -119,34 +142,56 @@ class NewsTask:
             len(self.dev.table) - 1,
         )
 
-    @staticmethod
-    def higher_is_better(metric: str) -> bool:
-        return True  # AUC, MRR, nDCG
+    def _load(self, name: str, data_dir: str | None = None) -> NewsSplit:
+        """A split, stopped if it skipped more than `data.max_skipped_share` of its rows."""
+        data = self.config.data
+        split_report = ReadReport()  # per split, so an error names that split's files
+        split = load_split(
+            data,
+            name,
+            self.env.tokenizer,
+            cache_dir=self.env.cache_dir,
+            report=split_report,
+            data_dir=data_dir,
+        )
+        split_report.check_share(data.get("max_skipped_share", 1.0))  # older workdirs lack it
+        self.env.report.merge(split_report)
+        return split
+
+    # -- 2. Model ------------------------------------------------------------------------------
 
     def build(self, bert: BertModel) -> NewsRecommender:
         self.bert_config = bert.config
-        self.cached_layers = optim.frozen_bottom_layers(
-            self.config.model, bert.config.num_hidden_layers
-        )
+        m = self.config.model
+        self.cached_layers = optim.frozen_bottom_layers(m, bert.config.num_hidden_layers)
         return build_model(self.config, bert)
 
-    def step_flops(self, local_batch) -> float:
-        """Model FLOPs of one step, from this process's part of the batch (jaxrec/flops.py)."""
-        m, rows, length = local_batch["news"]["input_ids"].shape
-        layers, k = self.bert_config.num_hidden_layers, self.config.model.trainable_layers
-        return flops.encoder_step_flops(
-            self.bert_config,
-            [(m * rows * self.feed.scale, length)],
-            computed_layers=layers - self.cached_layers,
-            trained_layers=layers if k < 0 else k,
+    # -- 3. Start ------------------------------------------------------------------------------
+
+    def start(self, graphdef: nnx.GraphDef, states) -> None:
+        """Compiles inference and runs the frozen bottom layers once per news item."""
+        self.infer = infer.NewsInference(graphdef, self.env.feed)
+        self.dev_cache = None
+        if not self.cached_layers:
+            return
+        tick, bs = time.time(), self.config.train.eval_batch_size
+        train_cache = infer.lower_cache(
+            self.infer, states, self.train.table, self.cached_layers, bs
+        )
+        self.dev_cache = infer.lower_cache(
+            self.infer, states, self.dev.table, self.cached_layers, bs
+        )
+        self.extra = train_cache.hidden
+        log.info(
+            "frozen layers 0-%d computed once per news item in %.1f s",
+            self.cached_layers - 1,
+            time.time() - tick,
         )
 
-    def trainable_filter(self, num_layers: int):
-        return optim.trainable_filter(num_layers, self.config.model.trainable_layers)
+    # -- 4. Loss and 5. batches ------------------------------------------------------------------
 
-    @property
-    def loss(self):
-        return news_loss(self.cached_layers)
+    def loss(self, model, batch, extra, rngs) -> jax.Array:
+        return news_loss(self.cached_layers)(model, batch, extra, rngs)
 
     def batches(self, start_step: int):
         c = self.config
@@ -158,39 +203,59 @@ class NewsTask:
             seed=c.seed,
             news_bucket=c.data.news_bucket,
             micro_batches=c.train.micro_batches,
-            block=self.feed.block,
+            block=self.env.feed.block,
             start_batch=start_step,
         )
 
-    def start(self, graphdef: nnx.GraphDef, states) -> None:
-        """Compiles inference and runs the frozen bottom layers once per news item."""
-        self.infer = evaluate.NewsInference(graphdef, self.feed)
-        self.dev_cache = None
-        if not self.cached_layers:
-            return
-        tick, bs = time.time(), self.config.train.eval_batch_size
-        train_cache = evaluate.lower_cache(
-            self.infer, states, self.train.table, self.cached_layers, bs
+    def step_flops(self, local_batch) -> float:
+        m, rows, length = local_batch["news"]["input_ids"].shape
+        layers, k = self.bert_config.num_hidden_layers, self.config.model.trainable_layers
+        return flops.encoder_step_flops(
+            self.bert_config,
+            [(m * rows * self.env.feed.scale, length)],
+            computed_layers=layers - self.cached_layers,
+            trained_layers=layers if k < 0 else k,
         )
-        self.dev_cache = evaluate.lower_cache(
-            self.infer, states, self.dev.table, self.cached_layers, bs
-        )
-        self.extra = train_cache.hidden
-        log.info(
-            "frozen layers 0-%d computed once per news item in %.1f s",
-            self.cached_layers - 1,
-            time.time() - tick,
-        )
+
+    # -- 6. Validation and 7. test -------------------------------------------------------------
+
+    def higher_is_better(self, metric: str) -> bool:
+        return True  # AUC, MRR, nDCG
 
     def evaluate(self, states) -> dict[str, float]:
         bs = self.config.train.eval_batch_size
-        scores = evaluate.score_split(
+        scores = infer.score_split(
             self.infer, states, self.dev.table, self.dev.log, bs, self.dev_cache
         )
-        return evaluate.ranking_metrics(scores, self.dev.log.labels)
+        return metrics.ranking_metrics(scores, self.dev.log.labels)
 
-    def summary(self) -> dict[str, Any]:
+    def baseline(self) -> dict[str, dict[str, float] | None]:
+        return {"dev": popularity_baseline(self.train, self.dev), "test": None}
+
+    # -- 8. Predict and 9. export --------------------------------------------------------------
+
+    def predict(self, graphdef, states, output: Path, *, split, data_dir, batch_size) -> int:
+        """The leaderboard format: one line per impression in behaviors.tsv order,
+        `ImpressionID [r1,r2,...]`, the rank of each candidate in its listed order."""
+        data = self._load(split or "dev", data_dir)
+        self.env.report.log(log)
+        fns = infer.NewsInference(graphdef, self.env.feed)
+        scores = infer.score_split(fns, states, data.table, data.log, batch_size)
+        tmp = Path(f"{output}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for imp, s in zip(data.split.impressions, scores, strict=True):
+                f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
+        os.replace(tmp, output)
+        return len(scores)
+
+    def export_fields(self) -> dict[str, Any]:
+        c = self.config
         return {
-            "baseline": popularity_baseline(self.train, self.dev),
-            "baseline_name": "popularity baseline",
+            "pooling": c.model.pooling,
+            "user_encoder": c.model.user_encoder,
+            "attention_hidden": c.model.attention_hidden,
+            "user_heads": c.model.user_heads,
+            "title_len": c.data.title_len,
+            "history_len": c.data.history_len,
+            "news_fields": list(c.data.news_fields),
         }

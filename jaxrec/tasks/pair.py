@@ -2,38 +2,39 @@
 
 The data: a PairData (MovieLens, or the generic interactions format) whose user and item
 texts are tokenized once each into tables; interactions become integer arrays (table rows,
-ID-embedding indices, targets). Training batches carry each distinct user and item text of
-a micro-batch once. Evaluation of two towers encodes every user and every item once and then
-runs only the head per pair; a cross-encoder reads each pair.
+ID-embedding indices, targets). Three splits: `train`; `dev`, the validation split that early
+stopping and model selection look at (carved from training by `data.dev_fraction`, seeded,
+unless the data brings its own); and `test`, scored once at the end with the chosen model.
+Training batches carry each distinct user and item text of a micro-batch once; with the
+bottom layers frozen, two towers compute those layers once per user and item text per run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 from flax import nnx
 
 from jaxrec import flops, optim, pair_metrics
-from jaxrec.data.interactions import Interactions, PairData
+from jaxrec.data.interactions import Interactions
 from jaxrec.data.pair_data import load_pair_data
-from jaxrec.data.pipeline import padded_batches, pair_batches
-from jaxrec.data.report import ReadReport
+from jaxrec.data.pipeline import pair_batches
 from jaxrec.data.text_table import TextTable, build_text_table
-from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.evaluate import cached_rows, table_hidden, table_vectors
-from jaxrec.models.bert import BertModel
+from jaxrec.errors import CheckpointError, ConfigError
+from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
 from jaxrec.models.pair import PairRecommender
-from jaxrec.sharding import Feed
+from jaxrec.tasks.base import RECORD_FILE, Task
+from jaxrec.tasks.pair_inference import PairInference, to_prediction
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,29 @@ class PairLog:
         return len(self.targets)
 
 
-def outputs(data: PairData) -> int:
-    return len(data.label_names) if data.task == "multilabel" else 1
+@dataclasses.dataclass(frozen=True)
+class Vocab:
+    """What the model's shape and inference depend on, saved in the workdir (task.json).
+
+    `users[i]` and `items[i]` own ID-embedding row i + 1 (row 0: IDs unseen in training).
+    """
+
+    task: str  # rating | click | multilabel
+    users: list[str]
+    items: list[str]
+    label_names: list[str]
+    rating_range: list[float] | None
+    target_mean: list[float]  # the training mean of each output: where the bias starts
+
+    @property
+    def outputs(self) -> int:
+        return len(self.label_names) if self.task == "multilabel" else 1
+
+    def rows(self) -> dict[str, dict[str, int]]:
+        return {
+            "users": {u: i + 1 for i, u in enumerate(self.users)},
+            "items": {v: i + 1 for i, v in enumerate(self.items)},
+        }
 
 
 def pair_log(split: Interactions, users: TextTable, items: TextTable, ids: dict) -> PairLog:
@@ -68,14 +90,6 @@ def pair_log(split: Interactions, users: TextTable, items: TextTable, ids: dict)
         item_id=np.fromiter((ids["items"].get(i, 0) for i in split.items), np.int32, len(split)),
         targets=targets.reshape(len(split), -1),
     )
-
-
-def to_prediction(out: jax.Array, task: str, rating_range) -> jax.Array:
-    """Head outputs -> predictions: a rating inside the range, or probabilities."""
-    if task == "rating":
-        lo, hi = rating_range
-        return lo + (hi - lo) * jax.nn.sigmoid(out)
-    return jax.nn.sigmoid(out)
 
 
 def pair_loss(out: jax.Array, targets: jax.Array, task: str, rating_range) -> jax.Array:
@@ -93,14 +107,14 @@ def task_metrics(task: str, targets: np.ndarray, pred: np.ndarray) -> dict[str, 
     return pair_metrics.multilabel_metrics(targets, pred)
 
 
-def baseline_predictions(data: PairData, train: PairLog, test: PairLog) -> np.ndarray:
+def baseline_predictions(task: str, rating_range, train: PairLog, test: PairLog) -> np.ndarray:
     """What the text model has to beat, [n_test, K].
 
     Ratings: global mean plus damped user and item biases (alternating least squares, the
     classic baseline predictor). Clicks and labels: each item's smoothed training rate.
     """
     y = train.targets
-    if data.task == "rating":
+    if task == "rating":
         mu, damp = float(y.mean()), 10.0
         bu = np.zeros(train.user_id.max(initial=0) + 1)
         bi = np.zeros(train.item_id.max(initial=0) + 1)
@@ -115,7 +129,7 @@ def baseline_predictions(data: PairData, train: PairLog, test: PairLog) -> np.nd
             )
         bu[0] = bi[0] = 0.0  # unseen IDs get no bias
         pred = mu + bu[test.user_id] + bi[test.item_id]
-        lo, hi = data.rating_range
+        lo, hi = rating_range
         return np.clip(pred, lo, hi)[:, None]
     prior, damp = y.mean(axis=0), 5.0
     counts = np.zeros((train.item_id.max(initial=0) + 1, y.shape[1]))
@@ -126,65 +140,148 @@ def baseline_predictions(data: PairData, train: PairLog, test: PairLog) -> np.nd
     return rates[test.item_id]
 
 
-class PairTask:
-    """What the trainer needs for one pair task: data, model, loss, batches, evaluation."""
+class PairTask(Task):
+    """A head on the encoder for (user, item) pairs: rating, click or multi-label."""
 
-    SHARDED_SIZES = ("data.text_bucket", "train.eval_batch_size")
+    name = "pair"
+    sharded_sizes = ("data.text_bucket", "train.eval_batch_size")
+    has_test_labels = True
 
-    def __init__(
-        self,
-        config: ml_collections.ConfigDict,
-        *,
-        tokenizer: TextTokenizer,
-        cache_dir: str | Path,
-        feed: Feed,
-        report: ReadReport,
-    ) -> None:
-        self.config, self.feed = config, feed
-        self.data = load_pair_data(config.data, report)
-        report.check_share(config.data.get("max_skipped_share", 1.0))  # older workdirs lack it
-        d = config.data
-        self.users = build_text_table(self.data.user_text, tokenizer, d.user_len, cache_dir)
-        self.items = build_text_table(self.data.item_text, tokenizer, d.item_len, cache_dir)
-        ids = {
-            "users": {u: i + 1 for i, u in enumerate(dict.fromkeys(self.data.train.users))},
-            "items": {v: i + 1 for i, v in enumerate(dict.fromkeys(self.data.train.items))},
-        }
-        self.ids = ids  # ID -> embedding row, in order of first appearance in training
-        self.num_ids = (len(ids["users"]), len(ids["items"]))
-        self.train = pair_log(self.data.train, self.users, self.items, ids)
-        self.test = pair_log(self.data.test, self.users, self.items, ids)
-        self.metric_names = pair_metrics.PAIR_METRICS[self.data.task]
+    @staticmethod
+    def check_config(c, encoder: BertConfig) -> None:
+        from jaxrec.data.interactions import TASKS as PAIR_TASKS
+        from jaxrec.data.interactions import UNKNOWN_ID_POLICIES
+        from jaxrec.data.movielens import SPLITS_100K
+        from jaxrec.data.pair_data import BUNDLED, FORMATS
+        from jaxrec.models.lora import TARGETS
+        from jaxrec.models.pair import ARCHITECTURES, HEADS, POOLINGS
+
+        fmt = c.choice("data.format", FORMATS)
+        task = c.choice("data.task", PAIR_TASKS)
+        if fmt != "interactions" and task != "rating":
+            raise c.fail("data.task", task, f"'rating' (data.format={fmt!r} has ratings only)")
+        c.choice("train.early_stopping_metric", pair_metrics.PAIR_METRICS[task])
+        architecture = c.choice("model.architecture", ARCHITECTURES)
+        head = c.choice("model.head", HEADS)
+        c.choice("model.pooling", POOLINGS)
+        if head == "dot" and (architecture != "two_tower" or task == "multilabel"):
+            expected = "'mlp' ('dot' needs model.architecture='two_tower' and one output)"
+            raise c.fail("model.head", head, expected)
+        c.boolean("model.use_ids")
+        c.integer("model.id_dim", low=1)
+        c.integer("model.mlp_hidden", low=1)
+        if c.integer("model.lora_rank", low=0):
+            c.number("model.lora_alpha", 0.0, open_low=True)
+            c.strings("model.lora_targets", tuple(TARGETS))
+        positions = encoder.max_position_embeddings
+        user_len = c.integer("data.user_len", low=2, high=positions)
+        item_len = c.integer("data.item_len", low=2, high=positions)
+        if architecture == "cross" and user_len + item_len - 1 > positions:
+            expected = (
+                f"data.user_len + data.item_len - 1 <= {positions} (the encoder's positions) "
+                "for model.architecture='cross'"
+            )
+            raise c.fail("data.user_len", user_len, expected)
+        c.integer("data.text_bucket", low=1)
+        c.choice("data.unknown_ids", UNKNOWN_ID_POLICIES)
+        c.number("data.dev_fraction", 0.0, 1.0, open_low=True, open_high=True)
+        path = c.string("data.path")
+        if path:
+            c.folder("data.path", path)
+        elif fmt not in BUNDLED and fmt != "movielens_tfds":
+            raise c.fail("data.path", path, f"the folder to read for data.format={fmt!r}")
+        if fmt == "movielens100k":
+            c.choice("data.split", SPLITS_100K)
+        if fmt in ("movielens1m", "movielens_tfds"):
+            c.number("data.test_fraction", 0.0, 1.0, open_low=True, open_high=True)
+        if fmt == "interactions":
+            value = c.get("data.rating_range")
+            if not (
+                isinstance(value, list | tuple)
+                and len(value) == 2
+                and all(map(c.is_number, value))
+                and value[0] < value[1]
+            ):
+                expected = "two finite numbers (low, high) with low < high"
+                raise c.fail("data.rating_range", value, expected)
+            c.strings("data.user_columns")
+            c.strings("data.item_columns")
+
+    # -- 1. Data --------------------------------------------------------------------------------
+
+    def read(self) -> None:
+        data = self._read_data(self.config.data)
+        d = self.config.data
+        self.vocab = Vocab(
+            task=data.task,
+            users=list(dict.fromkeys(data.train.users)),
+            items=list(dict.fromkeys(data.train.items)),
+            label_names=list(data.label_names),
+            rating_range=list(data.rating_range) if data.rating_range else None,
+            target_mean=[float(x) for x in np.atleast_1d(data.train.targets.mean(axis=0))],
+        )
+        ids = self.vocab.rows()
+        self.train, self.dev, self.test_log = (
+            pair_log(split, self.users, self.items, ids)
+            for split in (data.train, data.dev, data.test)
+        )
         self.samples_per_epoch = len(self.train)
-        self.extra = None  # the frozen-layer caches of the user and item tables, if any
-        self.cached_layers = 0
         log.info(
-            "%s: %d train and %d test pairs; %d users, %d items",
-            self.data.task,
+            "%s: %d train, %d dev (%s) and %d test pairs; %d users, %d items",
+            data.task,
             len(self.train),
-            len(self.test),
+            len(self.dev),
+            data.dev.source
+            if data.dev.source != data.train.source
+            else f"{d.dev_fraction:g} of train",
+            len(self.test_log),
             len(self.users) - 1,
             len(self.items) - 1,
         )
 
-    @staticmethod
-    def higher_is_better(metric: str) -> bool:
-        return pair_metrics.HIGHER_IS_BETTER[metric]
+    def _read_data(self, data_config):
+        """Reads the pair data and tokenizes the user and item tables (cached on disk)."""
+        report, tokenizer, cache = self.env.report, self.env.tokenizer, self.env.cache_dir
+        data = load_pair_data(data_config, report)
+        report.check_share(data_config.get("max_skipped_share", 1.0))  # older workdirs lack it
+        self.users = build_text_table(data.user_text, tokenizer, data_config.user_len, cache)
+        self.items = build_text_table(data.item_text, tokenizer, data_config.item_len, cache)
+        return data
+
+    def record(self) -> dict[str, Any]:
+        return {"vocab": dataclasses.asdict(self.vocab)}
+
+    def restore_record(self, record: dict[str, Any]) -> None:
+        if "vocab" not in record:
+            raise CheckpointError(
+                f"the workdir's {RECORD_FILE} holds no ID vocabularies: retrain to predict"
+            )
+        self.vocab = Vocab(**record["vocab"])
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return pair_metrics.PAIR_METRICS[self.vocab.task]
+
+    @property
+    def baseline_name(self) -> str:
+        return "user+item bias baseline" if self.vocab.task == "rating" else "item rate baseline"
+
+    # -- 2. Model ------------------------------------------------------------------------------
 
     def build(self, bert: BertModel) -> PairRecommender:
-        m = self.config.model
+        m, v = self.config.model, self.vocab
         self.bert_config = bert.config
         if m.architecture == "two_tower" and not m.lora_rank:
             self.cached_layers = optim.frozen_bottom_layers(m, bert.config.num_hidden_layers)
         rngs = nnx.Rngs(self.config.seed)
         model = PairRecommender(
             bert,
-            outputs=outputs(self.data),
+            outputs=v.outputs,
             architecture=m.architecture,
             head=m.head,
             pooling=m.pooling,
-            num_users=self.num_ids[0] if m.use_ids else 0,
-            num_items=self.num_ids[1] if m.use_ids else 0,
+            num_users=len(v.users) if m.use_ids else 0,
+            num_items=len(v.items) if m.use_ids else 0,
             id_dim=m.id_dim,
             mlp_hidden=m.mlp_hidden,
             dropout=bert.config.hidden_dropout_prob,
@@ -196,11 +293,68 @@ class PairTask:
             add_lora(bert, rank=m.lora_rank, alpha=m.lora_alpha, targets=m.lora_targets, rngs=rngs)
         return model
 
+    def _initial_bias(self) -> np.ndarray:
+        """Outputs start at the training mean (a rating, or the click and label rates)."""
+        mean = np.asarray(self.vocab.target_mean, np.float64)
+        if self.vocab.task == "rating":
+            lo, hi = self.vocab.rating_range
+            mean = (mean - lo) / (hi - lo)
+        mean = np.clip(mean, 1e-3, 1 - 1e-3)
+        return np.log(mean / (1 - mean)).astype(np.float32)
+
+    def trainable_filter(self, num_layers: int):
+        if self.config.model.lora_rank:
+            return lora_trainable_filter("bert")
+        return super().trainable_filter(num_layers)
+
+    # -- 3. Start ------------------------------------------------------------------------------
+
+    def start(self, graphdef: nnx.GraphDef, states) -> None:
+        """Compiles inference; with frozen bottom layers, runs them once per user and item."""
+        self.infer = self._inference(graphdef)
+        if not self.cached_layers:
+            return
+        tick, bs = time.time(), self.config.train.eval_batch_size
+        self.extra = {
+            name: self.infer.lower_table(states, table, self.cached_layers, bs)
+            for name, table in (("users", self.users), ("items", self.items))
+        }
+        log.info(
+            "frozen layers 0-%d computed once per user and item text in %.1f s",
+            self.cached_layers - 1,
+            time.time() - tick,
+        )
+
+    def _inference(self, graphdef: nnx.GraphDef) -> PairInference:
+        v = self.vocab
+        return PairInference(
+            graphdef, self.env.feed, self.config.model.architecture, v.task, v.rating_range
+        )
+
+    # -- 4. Loss and 5. batches ------------------------------------------------------------------
+
+    def loss(self, model: PairRecommender, batch, extra, rngs) -> jax.Array:
+        out = model(batch, lower=extra, start=self.cached_layers, deterministic=False, rngs=rngs)
+        return pair_loss(out, batch["targets"], self.vocab.task, self.vocab.rating_range)
+
+    def batches(self, start_step: int):
+        c = self.config
+        return pair_batches(
+            self.train.arrays(),
+            self.users.tokens,
+            self.items.tokens,
+            batch_size=c.train.batch_size,
+            seed=c.seed,
+            bucket=c.data.text_bucket,
+            micro_batches=c.train.micro_batches,
+            block=self.env.feed.block,
+            start_batch=start_step,
+        )
+
     def step_flops(self, local_batch) -> float:
-        """Model FLOPs of one step, from this process's part of the batch (jaxrec/flops.py)."""
         bert, m = self.bert_config, self.config.model
         users, items = local_batch["users"]["input_ids"], local_batch["items"]["input_ids"]
-        scale = self.feed.scale
+        scale = self.env.feed.scale
         if m.architecture == "cross":
             pairs = local_batch["targets"].shape[0] * local_batch["targets"].shape[1] * scale
             encoded = [(pairs, users.shape[-1] + items.shape[-1] - 1)]
@@ -218,164 +372,84 @@ class PairTask:
             lora=bool(m.lora_rank),
         )
 
-    def _initial_bias(self) -> np.ndarray:
-        """Outputs start at the training mean (a rating, or the click and label rates)."""
-        mean = self.train.targets.mean(axis=0)
-        if self.data.task == "rating":
-            lo, hi = self.data.rating_range
-            mean = (mean - lo) / (hi - lo)
-        mean = np.clip(mean, 1e-3, 1 - 1e-3)
-        return np.log(mean / (1 - mean)).astype(np.float32)
+    # -- 6. Validation and 7. test -------------------------------------------------------------
 
-    def trainable_filter(self, num_layers: int):
-        if self.config.model.lora_rank:
-            return lora_trainable_filter("bert")
-        return optim.trainable_filter(num_layers, self.config.model.trainable_layers)
+    def higher_is_better(self, metric: str) -> bool:
+        return pair_metrics.HIGHER_IS_BETTER[metric]
 
-    def loss(self, model: PairRecommender, batch, extra, rngs) -> jax.Array:
-        start = self.cached_layers
-        out = model(batch, lower=extra, start=start, deterministic=False, rngs=rngs)
-        return pair_loss(out, batch["targets"], self.data.task, self.data.rating_range)
-
-    def batches(self, start_step: int):
-        c = self.config
-        return pair_batches(
-            self.train.arrays(),
-            self.users.tokens,
-            self.items.tokens,
-            batch_size=c.train.batch_size,
-            seed=c.seed,
-            bucket=c.data.text_bucket,
-            micro_batches=c.train.micro_batches,
-            block=self.feed.block,
-            start_batch=start_step,
-        )
-
-    def start(self, graphdef: nnx.GraphDef, states) -> None:
-        """Compiles the inference functions once the model's graph is known."""
-        self.graphdef = graphdef
-        self.infer = PairInference(
-            graphdef,
-            self.feed,
-            self.config.model.architecture,
-            self.data.task,
-            self.data.rating_range,
-        )
-
-    def predictions(self, states, log_: PairLog | None = None) -> np.ndarray:
-        """[n, K] predictions for a split (the test split by default), in file order."""
-        log_ = log_ or self.test
+    def predictions(self, states, split: PairLog) -> np.ndarray:
+        """[n, K] predictions for a split's pairs, in file order."""
         bs = self.config.train.eval_batch_size
         return self.infer.predict(
-            states, self.users, self.items, log_, bs, self.extra, self.cached_layers
+            states, self.users, self.items, split.arrays(), bs, self.extra, self.cached_layers
         )
+
+    def _metrics(self, states, split: PairLog) -> dict[str, float]:
+        pred = self.predictions(states, split)
+        return task_metrics(self.vocab.task, split.targets, pred) | {"num_pairs": len(pred)}
 
     def evaluate(self, states) -> dict[str, float]:
-        pred = self.predictions(states)
-        return task_metrics(self.data.task, self.test.targets, pred) | {"num_pairs": len(pred)}
+        return self._metrics(states, self.dev)
 
-    def summary(self) -> dict[str, Any]:
-        base = baseline_predictions(self.data, self.train, self.test)
-        name = "user+item bias" if self.data.task == "rating" else "item rate"
+    def test(self, states) -> dict[str, float]:
+        return self._metrics(states, self.test_log)
+
+    def baseline(self) -> dict[str, dict[str, float]]:
+        v = self.vocab
         return {
-            "baseline": task_metrics(self.data.task, self.test.targets, base),
-            "baseline_name": f"{name} baseline",
+            name: task_metrics(
+                v.task,
+                split.targets,
+                baseline_predictions(v.task, v.rating_range, self.train, split),
+            )
+            for name, split in (("dev", self.dev), ("test", self.test_log))
         }
 
+    # -- 8. Predict and 9. export --------------------------------------------------------------
 
-class PairInference:
-    """Jitted inference of a PairRecommender graph: text vectors once, then the head."""
-
-    def __init__(
-        self, graphdef: nnx.GraphDef, feed: Feed, architecture: str, task: str, rating_range
-    ) -> None:
-        self.feed, self.architecture = feed, architecture
-        out = {"out_shardings": feed.replicated} if feed.mesh is not None else {}
-
-        def encode(states, tokens):
-            return nnx.merge(graphdef, *states).encode(tokens)
-
-        def encode_from(states, lower, rows, mask, start):
-            model = nnx.merge(graphdef, *states)
-            return model.encode_from(cached_rows(lower, rows, mask), mask, start)
-
-        def lower(states, tokens, stop):
-            return nnx.merge(graphdef, *states).lower_hidden(tokens, stop)
-
-        def head(states, users, items, batch):
-            model = nnx.merge(graphdef, *states)
-            pairs = {k: batch[k] for k in ("user_id", "item_id")}
-            raw = model.predict(
-                jnp.take(users, batch["user_rows"], axis=0),
-                jnp.take(items, batch["item_rows"], axis=0),
-                pairs,
+    def predict(self, graphdef, states, output: Path, *, split, data_dir, batch_size) -> int:
+        """One line per interaction of the test file, in its order:
+        `user_id<TAB>item_id<TAB>prediction`, the rating, the click probability, or
+        `label:probability` pairs joined by commas."""
+        if split not in (None, "test"):
+            raise ConfigError(
+                f"--split={split}: pair tasks predict their test file only (omit --split)"
             )
-            return to_prediction(raw, task, rating_range)
-
-        def cross(states, batch):
-            return to_prediction(nnx.merge(graphdef, *states)(batch), task, rating_range)
-
-        self.encode = jax.jit(encode, **out)
-        self.encode_from = jax.jit(encode_from, static_argnums=4, **out)
-        self.lower = jax.jit(lower, static_argnums=2, **out)
-        self.head = jax.jit(head, **out)
-        self.cross = jax.jit(cross, **out)
-
-    def lower_table(self, states, table: TextTable, stop: int, batch_size: int) -> jax.Array:
-        """[rows, L, H]: every text's hidden states after the frozen layers, once."""
-        lower = functools.partial(self.lower, states)
-        return table_hidden(self.feed, table.tokens, batch_size, lower, stop)
-
-    def vectors(
-        self, states, table: TextTable, batch_size: int, lower=None, start: int = 0
-    ) -> np.ndarray:
-        """[rows, H]: every text of a table encoded once (from its cache when given)."""
-        return table_vectors(
-            self.feed,
-            table.tokens,
-            batch_size,
-            functools.partial(self.encode, states),
-            functools.partial(self.encode_from, states),
-            lower,
-            start,
-        )
-
-    def predict(
-        self,
-        states,
-        users: TextTable,
-        items: TextTable,
-        log_: PairLog,
-        batch_size: int,
-        lower: dict[str, jax.Array] | None = None,
-        start: int = 0,
-    ) -> np.ndarray:
-        arrays = {k: v for k, v in log_.arrays().items() if k != "targets"}
-        out = []
-        if self.architecture == "two_tower":
-            vecs = {
-                name: self.feed.replicate(
-                    self.vectors(states, table, batch_size, lower and lower[name], start)
-                )
-                for name, table in (("users", users), ("items", items))
-            }
-            for batch in padded_batches(arrays, batch_size):
-                put = self.feed.put({k: batch[k] for k in arrays})
-                out.append(
-                    self.feed.get(self.head(states, vecs["users"], vecs["items"], put))[
-                        batch["valid"]
-                    ]
-                )
+        data_config = self.config.data
+        if data_dir is not None:
+            data_config = data_config.copy_and_resolve_references()
+            data_config.path = str(data_dir)
+        data = self._read_data(data_config)
+        test = pair_log(data.test, self.users, self.items, self.vocab.rows())
+        infer = self._inference(graphdef)
+        pred = infer.predict(states, self.users, self.items, test.arrays(), batch_size)
+        if self.vocab.task == "multilabel":
+            names = self.vocab.label_names
+            values = [
+                ",".join(f"{name}:{p:.6f}" for name, p in zip(names, row, strict=True))
+                for row in pred
+            ]
         else:
-            for batch in padded_batches(arrays, batch_size):
-                n = len(batch["valid"])
-                pairs = {
-                    "users": {k: v[batch["user_rows"]] for k, v in users.tokens.items()},
-                    "items": {k: v[batch["item_rows"]] for k, v in items.tokens.items()},
-                    "user_index": np.arange(n, dtype=np.int32),
-                    "item_index": np.arange(n, dtype=np.int32),
-                    "user_id": batch["user_id"],
-                    "item_id": batch["item_id"],
-                }
-                out.append(self.feed.get(self.cross(states, self.feed.put(pairs)))[batch["valid"]])
-        return np.concatenate(out).astype(np.float64)
+            values = [f"{p:.6f}" for p in pred[:, 0]]
+        tmp = Path(f"{output}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for user, item, value in zip(data.test.users, data.test.items, values, strict=True):
+                f.write(f"{user}\t{item}\t{value}\n")
+        os.replace(tmp, output)
+        return len(values)
+
+    def export_fields(self) -> dict[str, Any]:
+        c, v = self.config, self.vocab
+        return {
+            "pair_task": v.task,
+            "architecture": c.model.architecture,
+            "head": c.model.head,
+            "pooling": c.model.pooling,
+            "user_len": c.data.user_len,
+            "item_len": c.data.item_len,
+            "rating_range": v.rating_range,
+            "label_names": v.label_names,
+            # ID-embedding rows: row i + 1 is the i-th ID listed; row 0 is for unseen IDs.
+            "user_ids": v.users if c.model.use_ids else [],
+            "item_ids": v.items if c.model.use_ids else [],
+        }

@@ -1,7 +1,7 @@
-"""Dev evaluation and prediction for the news model: each news item and user encoded once.
+"""Inference for the news model: each news item and each distinct history encoded once.
 
-All news vectors are computed first (fixed-size padded batches over the news table), then
-one user vector per distinct history, then every impression is scored with dot products.
+All news vectors are computed first (length-sorted batches over the news table), then one
+user vector per distinct history, then every impression is scored with dot products.
 Nothing is re-encoded per impression.
 """
 
@@ -12,14 +12,13 @@ import functools
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxrec import metrics
 from jaxrec.data.news_table import NewsTable
-from jaxrec.data.pipeline import ClickLog, length_sorted_batches, padded_batches
+from jaxrec.data.pipeline import ClickLog, padded_batches
 from jaxrec.sharding import Feed
+from jaxrec.tasks.table_encoding import cached_rows, table_hidden, table_vectors
 
 
 class NewsInference:
@@ -53,11 +52,6 @@ class NewsInference:
         self.news_from: Callable = jax.jit(news_from, static_argnums=4, **out)
 
 
-def cached_rows(cache: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
-    """The cache's hidden states [B, W, H] for `rows`, cut to the mask's width W."""
-    return jnp.take(cache, rows, axis=0)[:, : mask.shape[1]]
-
-
 @dataclasses.dataclass(frozen=True)
 class LowerCache:
     """Every table row's hidden states after the frozen bottom `layers`, computed once.
@@ -75,66 +69,6 @@ def lower_cache(
 ) -> LowerCache:
     lower = functools.partial(fns.lower, states)
     return LowerCache(layers, table_hidden(fns.feed, table.tokens, batch_size, lower, layers))
-
-
-def table_hidden(
-    feed: Feed, tokens: dict[str, np.ndarray], batch_size: int, lower: Callable, stop: int
-) -> jax.Array:
-    """[rows, L, H]: every row's hidden states after layers [0, stop) (`lower(tokens, stop)`).
-
-    Rows are encoded in length-sorted batches at a few widths; positions past a batch's width
-    are padding and stay zero. Each batch is written into place on the device.
-    """
-    n, width = tokens["attention_mask"].shape
-    hidden = None
-    for batch in length_sorted_batches(tokens, batch_size):
-        part = lower(feed.put({k: batch[k] for k in tokens}), stop)
-        if hidden is None:
-            hidden = _zeros_like_rows(feed, (n, width, *part.shape[2:]), part.dtype)
-        rows = np.where(batch["valid"], batch["rows"], n)  # padding rows: dropped
-        hidden = _write_rows(hidden, part, feed.replicate(rows))
-    return jax.block_until_ready(hidden)
-
-
-@functools.partial(jax.jit, donate_argnums=0)
-def _write_rows(hidden: jax.Array, part: jax.Array, rows: jax.Array) -> jax.Array:
-    """hidden[rows, :width] = part, in place; out-of-range rows are dropped."""
-    return hidden.at[rows, : part.shape[1]].set(part, mode="drop")
-
-
-def _zeros_like_rows(feed: Feed, shape: tuple[int, ...], dtype) -> jax.Array:
-    out = {"out_shardings": feed.replicated} if feed.mesh is not None else {}
-    return jax.jit(lambda: jnp.zeros(shape, dtype), **out)()
-
-
-def table_vectors(
-    feed: Feed,
-    tokens: dict[str, np.ndarray],
-    batch_size: int,
-    encode: Callable,
-    encode_from: Callable | None = None,
-    lower: jax.Array | None = None,
-    start: int = 0,
-) -> np.ndarray:
-    """[rows, D] float32: every row of a token table encoded once, in length-sorted batches.
-
-    `encode(tokens)` runs the whole encoder; with a frozen-layer cache `lower` [rows, L, H],
-    `encode_from(lower, rows, mask, start)` runs only the layers from `start` on. Batches
-    are cut to a few widths (`length_sorted_batches`): short texts cost what they hold.
-    """
-    rows, parts = [], []
-    for batch in length_sorted_batches(tokens, batch_size):
-        if lower is None:
-            vecs = encode(feed.put({k: batch[k] for k in tokens}))
-        else:
-            put = feed.put({"rows": batch["rows"], "mask": batch["attention_mask"]})
-            vecs = encode_from(lower, put["rows"], put["mask"], start)
-        rows.append(batch["rows"][batch["valid"]])
-        parts.append(feed.get(vecs)[batch["valid"]])
-    sorted_vecs = np.concatenate(parts).astype(np.float32)
-    out = np.empty_like(sorted_vecs)
-    out[np.concatenate(rows)] = sorted_vecs
-    return out
 
 
 def news_vectors(
@@ -176,24 +110,6 @@ def user_vectors(
 def impression_scores(users: np.ndarray, news_vecs: np.ndarray, log: ClickLog) -> list[np.ndarray]:
     """Each impression's candidate scores, in the listed order."""
     return [news_vecs[c] @ u for u, c in zip(users, log.candidates, strict=True)]
-
-
-def pad_ragged(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged 1-D rows -> ([n, max_len] zero-padded, mask)."""
-    width = max((len(r) for r in rows), default=0)
-    out = np.zeros((len(rows), width), np.float64)
-    mask = np.zeros((len(rows), width), bool)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-        mask[i, : len(r)] = True
-    return out, mask
-
-
-def ranking_metrics(scores: list[np.ndarray], labels: list[np.ndarray]) -> dict[str, float]:
-    """MIND's per-impression AUC, MRR, nDCG@5 and nDCG@10, averaged over impressions."""
-    s, mask = pad_ragged(scores)
-    y, _ = pad_ragged(labels)
-    return metrics.mind_metrics(y.astype(np.int32), s, mask)
 
 
 def score_split(
