@@ -214,7 +214,7 @@ class Sample:
     movies: list[dict]
     rows: np.ndarray  # [n, 4] int64: user ID, movie ID, rating, timestamp
     means: np.ndarray  # [n] float64: mean + biases + taste, before the noise and the rounding
-    noise_sd: np.ndarray  # [n] float64: the sd of the normal noise added to each mean
+    noise_sd: np.ndarray  # [n] float64: the sd of the normal part of each rating's noise
 
 
 def age_group(age: int) -> str:
@@ -371,7 +371,7 @@ def generate(seed: int = DEFAULT_SEED) -> Sample:
     counts = np.minimum(MIN_RATINGS + extra.astype(int), int(MAX_RATED_SHARE * len(movies)))
     chosen = np.zeros((len(users), len(movies)), dtype=bool)
     for u, n in enumerate(counts):
-        # Gumbel top-k: n movies without replacement, weights popularity * exp(taste).
+        # Gumbel top-k: n movies without replacement, weights popularity * exp(c * taste).
         keys = log_popularity + CHOICE_TASTE * taste[u] + rng.gumbel(size=len(movies))
         chosen[u, np.argsort(-keys)[:n]] = True
     for m in np.flatnonzero(~chosen.any(axis=0)):  # every ml-100k movie has a rating
