@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,14 +13,15 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxrec import pair_metrics
 from jaxrec.data.interactions import ReadReport, read_interactions_dir
-from jaxrec.data.pair_data import load_pair_data
+from jaxrec.data.pair_data import load_pair_data, read_pair_data
 from jaxrec.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "jaxrec" / "data" / "samples" / "ecommerce"
 SCRIPT = ROOT / "scripts" / "make_ecommerce_sample.py"
-SAMPLE_FILES = ("users.csv", "items.csv", "train.csv", "test.csv")
+SAMPLE_FILES = ("users.csv", "items.csv", "train.csv", "test.csv", "oracle.json")
 
 USERS = ["id,city,profile", "u1,Zürich,Loves cooking", 'u2,,"Reads novels, mostly"']
 ITEMS = [
@@ -346,6 +349,24 @@ def test_load_pair_data_reads_a_folder_and_reports(tmp_path: Path) -> None:
     assert report.as_dict() == {"train.unknown_user": 1}
 
 
+def test_the_validation_split_is_carved_from_train_seeded_or_read_from_dev(tmp_path) -> None:
+    cfg = data_config(task="click", dev_fraction=0.2)
+    whole = read_pair_data(cfg, ReadReport())
+    data, again = load_pair_data(cfg), load_pair_data(cfg)
+    assert len(data.dev) == round(0.2 * len(whole.train))
+    assert len(data.train) + len(data.dev) == len(whole.train)
+    assert list(data.dev.lines) == list(again.dev.lines)  # seeded: the same rows each time
+    assert not set(data.dev.lines) & set(data.train.lines)  # disjoint, in file order
+    assert list(data.dev.lines) == sorted(data.dev.lines)
+    assert len(data.test) == len(whole.test)  # the test split is never touched
+
+    folder = write_dir(tmp_path)
+    write(folder / "dev.csv", ["user_id,item_id,rating,click,labels", "u2,i3,4,1,gift"])
+    own = load_pair_data(data_config(path=str(folder), task="multilabel", dev_fraction=0.5))
+    assert len(own.train) == 3 and list(own.dev.users) == ["u2"]  # its own dev: train kept
+    assert own.dev.targets.tolist() == [[0.0, 1.0, 0.0]]  # multi-hot over eco, gift, sale
+
+
 def test_load_pair_data_refuses_an_unknown_format() -> None:
     with pytest.raises(ConfigError, match="data.format must be one of") as caught:
         load_pair_data(data_config(format="movielens20m"))
@@ -359,6 +380,7 @@ def test_shipped_sample_matches_its_script(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path)], check=True, capture_output=True
     )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(SAMPLE_FILES)
     for name in SAMPLE_FILES:
         assert (tmp_path / name).read_bytes() == (SAMPLE / name).read_bytes(), name
 
@@ -366,15 +388,37 @@ def test_shipped_sample_matches_its_script(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def sample() -> dict[str, object]:
     return {
-        task: load_pair_data(data_config(task=task)) for task in ("rating", "click", "multilabel")
+        task: read_pair_data(data_config(task=task), ReadReport())
+        for task in ("rating", "click", "multilabel")
     }
+
+
+@pytest.fixture(scope="module")
+def generator():
+    """scripts/make_ecommerce_sample.py as a module."""
+    spec = importlib.util.spec_from_file_location("make_ecommerce_sample", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def generated(generator, sample):
+    """Users, items, train and test rows as the generator makes them, each row with the
+    probabilities it was drawn from; checked against the shipped files."""
+    users, items, train, test = generator.generate()
+    for rows, part in ((train, sample["click"].train), (test, sample["click"].test)):
+        assert [r["user_id"] for r in rows] == list(part.users)
+        assert [r["item_id"] for r in rows] == list(part.items)
+        assert [r["click"] for r in rows] == part.targets.tolist()
+    return users, items, train, test
 
 
 def test_sample_sizes(sample: dict) -> None:
     data = sample["multilabel"]
-    assert (len(data.user_text), len(data.item_text)) == (200, 300)
-    assert (len(data.train) + len(data.dev), len(data.test)) == (5972, 1523)
-    assert len(data.dev) == round(0.1 * 5972)  # data.dev_fraction of train, seeded
+    assert (len(data.user_text), len(data.item_text)) == (300, 400)
+    assert (len(data.train), len(data.test)) == (7036, 2063)
     assert data.label_names == ("eco", "family", "gift", "premium", "sale")
     assert sum(p.stat().st_size for p in SAMPLE.iterdir()) < 1_000_000
     pairs = {
@@ -393,6 +437,21 @@ def test_sample_targets_look_like_a_shop(sample: dict) -> None:
     assert np.all((label_rates > 0.04) & (label_rates < 0.2)), label_rates
 
 
+def test_sample_activity_and_popularity_are_skewed(sample: dict) -> None:
+    data = sample["click"]
+    users = np.concatenate([data.train.users, data.test.users])
+    items = np.concatenate([data.train.items, data.test.items])
+    per_user = np.array(list(collections.Counter(users).values()))
+    seen = collections.Counter(items)
+    assert per_user.min() >= 8 and per_user.max() > 4 * np.median(per_user)
+    per_item = np.array([seen[i] for i in data.item_text])
+    assert np.mean(per_item < 5) > 0.15  # a long tail of products with a handful of rows
+    assert per_item.max() > 0.25 * len(data.user_text)  # and a few that everyone sees
+    new = set(data.test.items) - set(data.train.items)
+    assert len(new) >= 10, "new products, in test only"
+    assert 0.05 < np.isin(data.test.items, list(new)).mean() < 0.25
+
+
 KEYWORDS = ("cooking", "hiking", "gaming", "reading", "playtime", "skincare")
 LABEL_WORDS = {
     "eco": "eco-friendly",
@@ -403,17 +462,21 @@ LABEL_WORDS = {
 }
 
 
+def _shared_keyword(data, part) -> np.ndarray:
+    return np.array(
+        [
+            any(k in data.user_text[u] and k in data.item_text[i] for k in KEYWORDS)
+            for u, i in zip(part.users, part.items, strict=True)
+        ]
+    )
+
+
 def test_sample_signal_is_in_the_text(sample: dict) -> None:
     """Sharing a keyword in profile and description raises clicks; labels need both sides."""
     click = sample["click"]
-    users, items, clicks = click.train.users, click.train.items, click.train.targets
-    shared = np.array(
-        [
-            any(k in click.user_text[u] and k in click.item_text[i] for k in KEYWORDS)
-            for u, i in zip(users, items, strict=True)
-        ]
-    )
-    assert clicks[shared].mean() - clicks[~shared].mean() > 0.3
+    clicks = click.train.targets
+    shared = _shared_keyword(click, click.train)
+    assert clicks[shared].mean() - clicks[~shared].mean() > 0.2
 
     multi = sample["multilabel"]
     for column, name in enumerate(multi.label_names):
@@ -426,3 +489,66 @@ def test_sample_signal_is_in_the_text(sample: dict) -> None:
         )
         rates = multi.train.targets[both, column].mean(), multi.train.targets[~both, column].mean()
         assert rates[0] > 0.5 and rates[1] < 0.1, (name, rates)
+
+
+def test_sample_signal_is_also_in_the_log(sample: dict) -> None:
+    """What the text does not say shows in what a shopper did: on rows where profile and
+    description share no keyword, a shopper's training click rate ranks their test clicks."""
+    data = sample["click"]
+    quiet = ~_shared_keyword(data, data.train)
+    sums = collections.Counter()
+    counts = collections.Counter(data.train.users[quiet])
+    for user, y in zip(data.train.users[quiet], data.train.targets[quiet], strict=True):
+        sums[user] += y
+    prior = data.train.targets[quiet].mean()
+    test_quiet = ~_shared_keyword(data, data.test)
+    users = data.test.users[test_quiet]
+    rate = np.array([(sums[u] + 5 * prior) / (counts[u] + 5) for u in users])
+    assert pair_metrics.binary_auc(data.test.targets[test_quiet], rate) > 0.55
+
+
+def test_oracle_json_is_the_generators(generator, generated) -> None:
+    _, _, train, test = generated
+    # The probabilities are the ones the rows were drawn with: calibrated on all rows.
+    rows = train + test
+    p = np.array([r["p_click"] for r in rows])
+    clicks = np.array([r["click"] for r in rows])
+    for quarter in np.array_split(np.argsort(p), 4):
+        assert abs(clicks[quarter].mean() - p[quarter].mean()) < 0.03
+    labels = np.array([[name in r["labels"] for name in generator.LABELS] for r in rows])
+    p_labels = np.array([r["p_labels"] for r in rows])
+    np.testing.assert_allclose(labels.mean(axis=0), p_labels.mean(axis=0), atol=0.01)
+    ratings = np.array([r["rating"] for r in rows])
+    expected, _ = generator.expected_ratings(np.array([r["p_mean"] for r in rows]))
+    assert abs(ratings.mean() - expected.mean()) < 0.02
+
+    oracle = json.loads((SAMPLE / "oracle.json").read_text())
+    truth = generator.targets(test)
+    assert oracle["n_test"] == len(test)
+    assert pair_metrics.binary_auc(truth["click"], generator.oracle_predictions(test)["click"]) == (
+        pytest.approx(oracle["all"]["click"]["auc"], abs=1e-4)
+    )
+    p_test = np.array([r["p_labels"] for r in test])
+    assert pair_metrics.mean_average_precision(truth["labels"], p_test) == pytest.approx(
+        oracle["all"]["multilabel"]["map"], abs=1e-4
+    )
+    new = np.array([r["new"] for r in test])
+    assert oracle["n_new_items"] == new.sum() > 100
+    rmse = pair_metrics.rmse(truth["rating"][new], expected[len(train) :][new])
+    assert rmse == pytest.approx(oracle["new_items"]["rating"]["rmse"], abs=1e-4)
+
+
+def test_oracle_is_far_above_the_item_rate_baselines(generator, generated) -> None:
+    """jaxrec's baselines (item rates, damped biases) leave a wide gap to the oracle, widest on
+    new products, where an item rate knows nothing."""
+    _, _, train, test = generated
+    truth = generator.targets(test)
+    new = np.array([r["new"] for r in test])
+    baseline = generator.baseline_predictions(train, test)
+    oracle = json.loads((SAMPLE / "oracle.json").read_text())
+    ours = generator.task_metrics(truth, baseline)
+    assert ours["click"]["auc"] + 0.15 < oracle["all"]["click"]["auc"]
+    assert ours["multilabel"]["map"] + 0.15 < oracle["all"]["multilabel"]["map"]
+    assert ours["rating"]["rmse"] - 0.1 > oracle["all"]["rating"]["rmse"]
+    new_click = pair_metrics.binary_auc(truth["click"][new], baseline["click"][new])
+    assert new_click == 0.5 and oracle["new_items"]["click"]["auc"] > 0.7

@@ -153,10 +153,10 @@ def test_each_head_trains_evaluates_and_predicts_in_test_order(shop, tiny_bert_d
     for split in ("dev", "test"):
         assert set(names) <= set(results[split]) and set(names) <= set(results["baseline"][split])
         assert all(np.isfinite(results[split][n]) for n in names)
-    assert results["test"]["num_pairs"] == 1523
+    assert results["test"]["num_pairs"] == 2063
 
     out = tmp_path / "pred.tsv"
-    assert predict(tmp_path / "wd", "test", out) == 1523
+    assert predict(tmp_path / "wd", "test", out) == 2063
     lines = out.read_text().splitlines()
     rows = (BUNDLED["interactions"] / "test.csv").read_text(encoding="utf-8").splitlines()
     expected = [r.split(",")[:2] for r in rows[1:]]

@@ -29,12 +29,13 @@ def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = N
     ``unknown_ids``. Missing fields take the readers' defaults.
     """
     report = report if report is not None else ReadReport()
-    data = _read(cfg, report)
+    data = read_pair_data(cfg, report)
     # A stream apart from the 1M/TFDS test split's, so the two draws are independent.
     return with_dev_split(data, fraction=cfg.get("dev_fraction", 0.1), seed=[cfg.get("seed", 0), 1])
 
 
-def _read(cfg: ml_collections.ConfigDict, report: ReadReport) -> PairData:
+def read_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport) -> PairData:
+    """The data as its reader returns it: no validation split carved from train."""
     fmt = cfg.format
     if fmt not in FORMATS:
         raise ConfigError(f"data.format must be one of {FORMATS}, got {fmt!r}")
