@@ -93,6 +93,24 @@ def mind_metrics(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> di
     }
 
 
+def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
+    """MIND's metrics for ragged impressions: each one's candidate scores and 0/1 labels."""
+    s, mask = _pad_ragged(scores)
+    y, _ = _pad_ragged(labels)
+    return mind_metrics(y.astype(np.int32), s, mask)
+
+
+def _pad_ragged(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged 1-D rows -> ([n, max_len] zero-padded, mask)."""
+    width = max((len(r) for r in rows), default=0)
+    out = np.zeros((len(rows), width), np.float64)
+    mask = np.zeros((len(rows), width), bool)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+        mask[i, : len(r)] = True
+    return out, mask
+
+
 def popularity_scores(clicks: Iterable[tuple[str, int]]) -> dict[str, int]:
     """Counts clicks per news id, for the popularity baseline.
 
@@ -130,13 +148,12 @@ def _per_impression(
     _check_real_candidates(labels, scores, mask)
     # Zeroed padding labels add nothing to any sum below, wherever the padding sorts to.
     labels = np.where(mask, labels, 0).astype(np.float64)
-    ranked_keys, ranked_labels = _rank(labels, scores, mask)
+    ranked_keys, ranked_labels = rank_rows(labels, scores, mask)
     num_pos = ranked_labels.sum(axis=1)
     _check_has_click(num_pos)
-    num_real = mask.sum(axis=1)
     ranks = np.arange(1, labels.shape[1] + 1, dtype=np.float64)
     return {
-        "auc": _auc(ranked_keys, ranked_labels, num_pos, num_real),
+        "auc": _auc(ranked_keys, ranked_labels, num_pos, mask.sum(axis=1)),
         "mrr": (ranked_labels / ranks).sum(axis=1) / num_pos,
         **{f"ndcg@{k}": _ndcg(ranked_labels, num_pos, k) for k in NDCG_CUTOFFS},
     }
@@ -162,7 +179,7 @@ def _check_has_click(num_pos: np.ndarray) -> None:
         )
 
 
-def _rank(
+def rank_rows(
     labels: np.ndarray, scores: np.ndarray, mask: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sorts each row by descending score, ties in column order, padding last.
@@ -187,10 +204,21 @@ def _ndcg(ranked_labels: np.ndarray, num_pos: np.ndarray, k: int) -> np.ndarray:
     return dcg / ideal
 
 
+def row_auc(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of 0/1 `labels` against `scores` over its `mask`ed entries, a
+    tied positive/negative pair counting one half; NaN for a row without both classes.
+
+    The one AUC jaxrec computes: per impression here, over a whole set in `pair_metrics`.
+    """
+    labels = np.where(mask, labels, 0).astype(np.float64)
+    ranked_keys, ranked_labels = rank_rows(labels, scores, mask)
+    return _auc(ranked_keys, ranked_labels, ranked_labels.sum(axis=1), mask.sum(axis=1))
+
+
 def _auc(
     ranked_keys: np.ndarray, ranked_labels: np.ndarray, num_pos: np.ndarray, num_real: np.ndarray
 ) -> np.ndarray:
-    """ROC AUC per row from the Mann-Whitney U statistic; NaN for rows without a negative."""
+    """ROC AUC per row from the Mann-Whitney U statistic; NaN for rows without both classes."""
     avg_rank = _average_ranks(ranked_keys)
     # Ascending rank = n + 1 - descending rank, summed over the clicked candidates.
     rank_sum = num_pos * (num_real + 1) - (ranked_labels * avg_rank).sum(axis=1)
@@ -201,12 +229,10 @@ def _auc(
         return np.where(pairs > 0, u_stat / pairs, np.nan)
 
 
-def _average_ranks(sorted_keys: np.ndarray) -> np.ndarray:
-    """1-based positions in each sorted row, averaged over runs of equal keys.
+def tie_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each entry of row-sorted keys, the first and last column of its run of equal keys.
 
-    A run of ties spanning positions first..last gets rank (first + last) / 2 + 1 for each
-    member, which is what makes a tied positive/negative pair count one half in the AUC.
-    NaN padding compares unequal to everything, so it never joins a run of real candidates.
+    NaN padding compares unequal to everything, so it never joins a run of real entries.
     """
     width = sorted_keys.shape[1]
     positions = np.arange(width)
@@ -216,22 +242,12 @@ def _average_ranks(sorted_keys: np.ndarray) -> np.ndarray:
     ends[:, :-1] = starts[:, 1:]
     first = np.maximum.accumulate(np.where(starts, positions, 0), axis=1)
     last = np.minimum.accumulate(np.where(ends, positions, width - 1)[:, ::-1], axis=1)[:, ::-1]
+    return first, last
+
+
+def _average_ranks(sorted_keys: np.ndarray) -> np.ndarray:
+    """1-based positions in each sorted row, averaged over runs of equal keys: a run spanning
+    positions first..last gets (first + last) / 2 + 1, which is what makes a tied
+    positive/negative pair count one half in the AUC."""
+    first, last = tie_runs(sorted_keys)
     return (first + last) / 2 + 1
-
-
-def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
-    """MIND's metrics for ragged impressions: each one's candidate scores and 0/1 labels."""
-    s, mask = _pad_ragged(scores)
-    y, _ = _pad_ragged(labels)
-    return mind_metrics(y.astype(np.int32), s, mask)
-
-
-def _pad_ragged(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Ragged 1-D rows -> ([n, max_len] zero-padded, mask)."""
-    width = max((len(r) for r in rows), default=0)
-    out = np.zeros((len(rows), width), np.float64)
-    mask = np.zeros((len(rows), width), bool)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = r
-        mask[i, : len(r)] = True
-    return out, mask

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from jaxrec.metrics import rank_rows, row_auc, tie_runs
+
 PAIR_METRICS: dict[str, tuple[str, ...]] = {
     "rating": ("rmse", "mae"),
     "click": ("auc", "log_loss"),
@@ -48,31 +50,19 @@ def binary_auc(y: np.ndarray, score: np.ndarray) -> float:
     """Global ROC AUC of 0/1 labels ``y`` against scores of any shape (flattened).
 
     The probability that a random positive scores above a random negative, a tie counting one
-    half (``sklearn.metrics.roc_auc_score``). One sort, so O(n log n).
+    half (``sklearn.metrics.roc_auc_score``): ``jaxrec.metrics.row_auc`` over one row.
 
     Raises:
       ValueError: when ``y`` holds only one class, labels are not 0/1, scores are NaN, or the
         shapes differ.
     """
     y, score = _same_shape(y, score, "y", "score")
-    y, score = y.reshape(-1, 1), score.reshape(-1, 1)
+    y, score = y.reshape(1, -1), score.reshape(1, -1)
     _check_binary(y, "y")
     _check_not_nan(score, "score")
-    num_pos = y.sum()
-    num_neg = y.size - num_pos
-    if num_pos == 0 or num_neg == 0:
+    if y.all() or not y.any():
         raise ValueError("AUC needs both classes in y, but only one is present")
-    keys, labels = _sort_descending(score, y)
-    first, last = _tie_runs(keys)
-    neg = 1.0 - labels
-    neg_through = np.cumsum(neg, axis=0)
-    # For a positive in the tie run first..last: negatives through the run's end, and those
-    # strictly before its start. Negatives after the run rank below it (a whole pair each);
-    # negatives inside the run tie with it (half a pair each).
-    upto_last = np.take_along_axis(neg_through, last, axis=0)
-    before_first = np.take_along_axis(neg_through - neg, first, axis=0)
-    wins = num_neg - 0.5 * (upto_last + before_first)
-    return float((labels * wins).sum() / (num_pos * num_neg))
+    return float(row_auc(y, score, np.ones(y.shape, bool))[0])
 
 
 def log_loss(y: np.ndarray, prob: np.ndarray, eps: float = 1e-7) -> float:
@@ -127,13 +117,14 @@ def mean_average_precision(y: np.ndarray, score: np.ndarray) -> float:
     num_pos = y.sum(axis=0)
     if not num_pos.any():
         raise ValueError("mean average precision needs a label with at least one positive")
-    keys, labels = _sort_descending(score, y)
-    _, last = _tie_runs(keys)
-    tp_through = np.cumsum(labels, axis=0)
-    precision = tp_through / np.arange(1, len(keys) + 1, dtype=np.float64)[:, None]
-    at_run_end = np.take_along_axis(precision, last, axis=0)
+    # One row per label, its examples sorted by descending score.
+    keys, labels = rank_rows(y.T, score.T, np.ones(y.T.shape, bool))
+    _, last = tie_runs(keys)
+    tp_through = np.cumsum(labels, axis=1)
+    precision = tp_through / np.arange(1, keys.shape[1] + 1, dtype=np.float64)
+    at_run_end = np.take_along_axis(precision, last, axis=1)
     has_pos = num_pos > 0
-    ap = (labels * at_run_end).sum(axis=0)[has_pos] / num_pos[has_pos]
+    ap = (labels * at_run_end).sum(axis=1)[has_pos] / num_pos[has_pos]
     return float(ap.mean())
 
 
@@ -180,23 +171,3 @@ def _check_not_nan(x: np.ndarray, name: str) -> None:
 def _f1(tp, fp, fn):
     denominator = 2 * tp + fp + fn
     return np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-
-
-def _sort_descending(score: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column sorted by descending score: the sort keys (negated scores) and the labels."""
-    keys = -score
-    order = np.argsort(keys, axis=0, kind="stable")
-    return np.take_along_axis(keys, order, axis=0), np.take_along_axis(y, order, axis=0)
-
-
-def _tie_runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of column-sorted keys, the first and last row of its run of equal keys."""
-    n = sorted_keys.shape[0]
-    rows = np.arange(n)[:, None]
-    starts = np.ones(sorted_keys.shape, dtype=bool)
-    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    ends = np.ones(sorted_keys.shape, dtype=bool)
-    ends[:-1] = starts[1:]
-    first = np.maximum.accumulate(np.where(starts, rows, 0), axis=0)
-    last = np.minimum.accumulate(np.where(ends, rows, n - 1)[::-1], axis=0)[::-1]
-    return first, last
