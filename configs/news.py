@@ -3,7 +3,8 @@
 Run:
   python -m jaxrec.main --config=configs/news.py --workdir=workdirs/news
 Variants: `configs/news.py:tiny` (a few steps, for tests), `configs/news.py:mind` (settings
-for MINDsmall/MINDlarge; set --config.data.dir=/path/to/MIND). Any field can be overridden,
+for MIND: downloads MIND-small through TFDS; --config.data.tfds_config=large for MIND-large,
+--config.data.dir=/path/to/MIND to read an unzipped copy instead). Any field can be overridden,
 e.g. --config.train.batch_size=32.
 """
 
@@ -31,7 +32,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.cache_frozen_layers = True
 
     c.data = ml_collections.ConfigDict()
-    c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/) in MIND format
+    c.data.source = "folder"  # folder: data.dir | tfds: TFDS's MIND builder downloads MIND
+    c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/); tfds: its manual folder
+    c.data.tfds_config = "small"  # with data.source="tfds": small | large | demo
+    c.data.tfds_data_dir = ""  # with data.source="tfds": empty is TFDS's own default
     c.data.news_fields = ("title",)  # any of category, title, abstract
     c.data.title_len = 24  # tokens per news item (whole text); the sample's titles fit in 25
     c.data.history_len = 50
@@ -59,6 +63,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.save_every = 2
         c.train.eval_batch_size = 64
     elif arg == "mind":
+        # MIND through TFDS: downloaded once, or from --config.data.dir as a manual folder.
+        c.data.source, c.data.dir = "tfds", ""
         c.model.trainable_layers = -1
         c.data.title_len = 32
         c.data.news_bucket = 256

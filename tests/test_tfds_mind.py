@@ -126,17 +126,62 @@ def test_without_manual_folder_uses_the_downloads(tmp_path: Path) -> None:
     assert ids == {"train": ["1", "2", "3"], "validation": ["10"]}
 
 
-def test_configs_know_the_official_downloads() -> None:
+def test_configs_know_where_mind_is_served() -> None:
+    host = "https://recodatasets.z20.web.core.windows.net/newsrec/"
     configs = {c.name: c for c in tfds_mind.Mind.BUILDER_CONFIGS}
     assert configs["small"].urls == {
-        "train": "https://mind201910small.blob.core.windows.net/release/MINDsmall_train.zip",
-        "validation": "https://mind201910small.blob.core.windows.net/release/MINDsmall_dev.zip",
+        "train": f"{host}MINDsmall_train.zip",
+        "validation": f"{host}MINDsmall_dev.zip",
     }
-    assert sorted(configs["large"].urls) == ["test", "train", "validation"]
-    assert configs["large"].urls["test"].endswith("/release/MINDlarge_test.zip")
+    assert configs["large"].urls == {
+        "train": f"{host}MINDlarge_train.zip",
+        "validation": f"{host}MINDlarge_dev.zip",
+        "test": f"{host}MINDlarge_test.zip",
+    }
+    assert configs["demo"].urls["train"] == f"{host}MINDdemo_train.zip"
+
+
+def test_a_news_config_reads_mind_through_the_builder(tmp_path: Path, monkeypatch) -> None:
+    """data.source="tfds": the builder supplies the split folders, from a manual folder or
+    from its downloads (faked here: no network), and training reads the same impressions."""
+    from configs import news as news_config
+    from jaxrec.data.news_data import split_folder
+
+    manual = write_mind(tmp_path / "manual", SPLITS)
+    c = news_config.get_config("mind")
+    c.data.tfds_config, c.data.tfds_data_dir = "large", str(tmp_path / "tfds")
+    c.data.dir = str(manual)  # the manual-folder route, for machines without a network
+    for name in ("train", "dev", "test"):
+        assert split_folder(c.data, name) == manual / name
+        want = mind.read_split(manual / name).impressions
+        assert mind.read_split(split_folder(c.data, name)).impressions == want
+
+    c.data.dir = ""  # no manual folder: the builder downloads (its download manager, faked)
+    write_mind(tmp_path / "dev_zip", {"MINDlarge_dev": SPLITS["dev"]})
+    fake = FakeDownloadManager({"validation": tmp_path / "dev_zip"})
+    monkeypatch.setattr(tfds_mind.Mind, "_make_download_manager", lambda self, *a: fake)
+    assert split_folder(c.data, "dev") == tmp_path / "dev_zip" / "MINDlarge_dev"
+    assert fake.requested["validation"].endswith("/newsrec/MINDlarge_dev.zip")
+    with pytest.raises(DataError, match="no train split"):
+        split_folder(c.data, "train")
 
 
 def test_build_bundled_sample(tmp_path: Path) -> None:
     builder = build("small", SAMPLE_DIR, tmp_path / "tfds")
     for split in ("train", "validation"):
         assert_split_matches(builder, split, SAMPLE_DIR / tfds_mind.SPLIT_FOLDERS[split])
+
+
+def test_the_mind_config_needs_no_folder_and_names_a_wrong_source() -> None:
+    from configs import news as news_config
+    from jaxrec.config_checks import check_config
+    from jaxrec.errors import ConfigError
+
+    c = news_config.get_config("mind")
+    check_config(c)  # data.source="tfds" with no data.dir: the builder downloads MIND
+    c.data.tfds_config = "huge"
+    with pytest.raises(ConfigError, match="data.tfds_config"):
+        check_config(c)
+    c.data.source = "web"
+    with pytest.raises(ConfigError, match="data.source"):
+        check_config(c)

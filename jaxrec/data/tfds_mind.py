@@ -34,9 +34,9 @@ from jaxrec.errors import DataError
 log = logging.getLogger(__name__)
 
 HOMEPAGE = "https://msnews.github.io/"
-OFFICIAL_URL = "https://mind201910small.blob.core.windows.net/release/"
-# MINDdemo is not on the official site; Microsoft Recommenders hosts it.
-DEMO_URL = "https://recodatasets.z20.web.core.windows.net/newsrec/"
+# Where the MIND zips are served now (the original mind201910small.blob.core.windows.net
+# host is retired): MINDsmall_*, MINDlarge_* and MINDdemo_* side by side.
+DOWNLOAD_URL = "https://recodatasets.z20.web.core.windows.net/newsrec/"
 
 # TFDS split name -> folder name, as the official zips call their parts.
 SPLIT_FOLDERS = {"train": "train", "validation": "dev", "test": "test"}
@@ -77,21 +77,21 @@ class Mind(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Impressions with news IDs; news text via news_table()."}
     BUILDER_CONFIGS = [
         _config(
-            "small", OFFICIAL_URL, "MINDsmall", REQUIRED_SPLITS, "MIND-small: 50k users sampled."
+            "small", DOWNLOAD_URL, "MINDsmall", REQUIRED_SPLITS, "MIND-small: 50k users sampled."
         ),
         _config(
             "large",
-            OFFICIAL_URL,
+            DOWNLOAD_URL,
             "MINDlarge",
             (*REQUIRED_SPLITS, "test"),
             "MIND: 1M users; the test split is unlabelled (labels are -1).",
         ),
         _config(
-            "demo", DEMO_URL, "MINDdemo", REQUIRED_SPLITS, "MIND-demo: a sample of MIND-small."
+            "demo", DOWNLOAD_URL, "MINDdemo", REQUIRED_SPLITS, "MIND-demo: a sample of MIND-small."
         ),
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-    Download the MIND zips for the chosen config from {HOMEPAGE} (or {OFFICIAL_URL}
+    Download the MIND zips for the chosen config from {HOMEPAGE} (or {DOWNLOAD_URL}
     MINDsmall_train.zip, MINDsmall_dev.zip; MINDlarge_train.zip, MINDlarge_dev.zip,
     MINDlarge_test.zip) and unzip them so that the manual folder reads:
 
@@ -121,10 +121,24 @@ class Mind(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
+    def split_folders(self, manual_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+        """The unzipped folder of each split (TFDS split name -> folder) this config reads.
+
+        A manual folder's own train/, dev/ and test/; without one, the zips at
+        `builder_config.urls`, downloaded and extracted once into `data_dir/downloads`
+        (TFDS caches them: a second call downloads nothing). jaxrec trains from these
+        folders with the same reader (`mind.read_split`) that the examples come from.
+        """
+        config = tfds.download.DownloadConfig(manual_dir=manual_dir and os.fspath(manual_dir))
+        return self._folders(self._make_download_manager(None, config))
+
     def _split_generators(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Any]:
-        manual = _manual_dir(dl_manager)
-        folders = _manual_split_dirs(manual) if manual else self._download(dl_manager)
+        folders = self._folders(dl_manager)
         return {split: self._generate_examples(folder) for split, folder in folders.items()}
+
+    def _folders(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
+        manual = _manual_dir(dl_manager)
+        return _manual_split_dirs(manual) if manual else self._download(dl_manager)
 
     def _download(self, dl_manager: tfds.download.DownloadManager) -> dict[str, Path]:
         extracted = dl_manager.download_and_extract(self.builder_config.urls)

@@ -126,8 +126,16 @@ class NewsTask(Task):
         c.integer("data.npratio", low=1)
         c.integer("data.news_bucket", low=1)
         c.choice("data.unknown_news", UNKNOWN_NEWS_POLICIES)
-        c.string("data.dir", empty=False)
-        c.folder("data.dir", c.get("data.dir"), "train", "dev")
+        from jaxrec.data.news_data import SOURCES
+
+        if c.choice("data.source", SOURCES) == "folder" or c.get("data.dir"):
+            c.string("data.dir", empty=False)
+            c.folder("data.dir", c.get("data.dir"), "train", "dev")
+        if c.get("data.source") == "tfds":
+            from jaxrec.data.tfds_mind import Mind
+
+            c.choice("data.tfds_config", [b.name for b in Mind.BUILDER_CONFIGS])
+            c.string("data.tfds_data_dir")
 
     # -- 1. Data --------------------------------------------------------------------------------
 
