@@ -82,22 +82,37 @@ def mind_metrics(labels: np.ndarray, scores: np.ndarray, mask: np.ndarray) -> di
         )
     if labels.shape[0] == 0:
         raise ValueError("no impressions to score")
-    per_row = _per_impression(labels, scores, mask)
+    return average_rows([_per_impression(labels, scores, mask)])
+
+
+def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
+    """MIND's metrics for ragged impressions: each one's candidate scores and 0/1 labels."""
+    return average_rows([impression_rows(scores, labels)])
+
+
+def impression_rows(
+    scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Each metric of each of these ragged impressions (AUC NaN where undefined)."""
+    s, mask = _pad_ragged(scores)
+    y, _ = _pad_ragged(labels)
+    if not len(s):
+        raise ValueError("no impressions to score")
+    return _per_impression(y.astype(np.int32), s, mask)
+
+
+def average_rows(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, float]:
+    """`mind_metrics` over impressions scored in parts (`impression_rows` of each part)."""
+    parts = list(parts)
+    per_row = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     has_auc = ~np.isnan(per_row["auc"])
     means = {name: float(values.mean()) for name, values in per_row.items()}
     means["auc"] = float(per_row["auc"][has_auc].mean()) if has_auc.any() else float("nan")
     return {
         **means,
-        "num_impressions": labels.shape[0],
+        "num_impressions": len(has_auc),
         "num_impressions_without_auc": int((~has_auc).sum()),
     }
-
-
-def ranking_metrics(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dict[str, float]:
-    """MIND's metrics for ragged impressions: each one's candidate scores and 0/1 labels."""
-    s, mask = _pad_ragged(scores)
-    y, _ = _pad_ragged(labels)
-    return mind_metrics(y.astype(np.int32), s, mask)
 
 
 def _pad_ragged(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -240,3 +240,40 @@ def overview(state: nnx.State, shardings: nnx.State, mesh: Mesh, max_replicated:
             f"largest replicated: {biggest[:5]}. Add their logical axes to mesh.rules."
         )
     return share
+
+
+def row_sharding(mesh: Mesh) -> NamedSharding:
+    """Rows split over the batch axes: how frozen-layer caches are kept, one share a device."""
+    return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def padded_rows(rows: int, mesh: Mesh | None) -> int:
+    """`rows` rounded up to a multiple of the batch shards, so that a table splits evenly."""
+    shards = batch_shards(mesh) if mesh is not None else 1
+    return -(-rows // shards) * shards
+
+
+def take_rows(table: jax.Array, rows: jax.Array) -> jax.Array:
+    """`table[rows]` for a table split by rows over the batch axes (`row_sharding`), without
+    gathering the table onto any device.
+
+    Each device picks the requested rows that its share holds (zeros for the others), and one
+    reduce-scatter sums the parts and leaves each device its share of the requested rows,
+    split over the batch axes like the batch itself. Outside `activate`, or on a mesh without
+    batch shards, it is `jnp.take`. `len(rows)` must split over the batch shards.
+    """
+    if not _active or batch_shards(_active[-1][0]) == 1:
+        return jax.numpy.take(table, rows, axis=0)
+    mesh = _active[-1][0]
+
+    def pick(share, rows):
+        n = share.shape[0]
+        local = rows - jax.lax.axis_index(BATCH_AXES) * n
+        held = (local >= 0) & (local < n)
+        part = jax.numpy.take(share, jax.numpy.clip(local, 0, n - 1), axis=0)
+        part = jax.numpy.where(held.reshape(-1, *[1] * (part.ndim - 1)), part, 0)
+        return jax.lax.psum_scatter(part, BATCH_AXES, scatter_dimension=0, tiled=True)
+
+    return jax.shard_map(pick, mesh=mesh, in_specs=(P(BATCH_AXES), P()), out_specs=P(BATCH_AXES))(
+        table, rows
+    )

@@ -89,7 +89,7 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings:
             s["opt_state"],
             s["batch"],
             s["replicated"],
-            s["replicated"],
+            s.get("extra", s["replicated"]),  # the caches keep their own placement
         ),
         out_shardings=(s["trainable"], s["opt_state"], s["replicated"]),
         donate_argnums=(0, 2),
@@ -349,7 +349,9 @@ def _loop(
     """Steps from `step` to train.num_steps or early stopping; returns (step, states)."""
     t, (trainable, frozen) = config.train, states
     num_steps = int(t.num_steps)
-    train_step = make_train_step(graphdef, tx, task.loss, shardings)
+    # The task's caches stay where `start` put them (split by rows over the batch axes).
+    extra = jax.tree.map(lambda x: x.sharding, task.extra)
+    train_step = make_train_step(graphdef, tx, task.loss, shardings | {"extra": extra})
     batches = task.batches(step)
     rng = jax.random.key(config.seed)
     meter = Throughput(int(t.batch_size), step)

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import jax
 import jax.numpy as jnp
@@ -372,11 +373,20 @@ def test_predict_on_an_unlabelled_split(tiny_mind_dir, tiny_bert_dir, tmp_path):
             cols[4] = " ".join(c.rsplit("-", 1)[0] for c in cols[4].split())
             f.write("\t".join(cols) + "\n")
     train.train_and_evaluate(_config(tiny_mind_dir, tiny_bert_dir, num_steps=2), tmp_path / "wd")
-    out = tmp_path / "test.txt"
-    assert predict.predict(tmp_path / "wd", "test", out, data_dir=data) == len(rows)
-    first = out.read_text().splitlines()[0]
-    n_cands = len(rows[0].split("\t")[4].split())
-    assert first.startswith("1 [") and len(first.split(" ")[1].split(",")) == n_cands
+    out = tmp_path / "prediction.txt"
+    n = predict.predict(tmp_path / "wd", "test", out, data_dir=data, zip_for_leaderboard=True)
+    lines = out.read_text().splitlines()
+    assert n == len(lines) == len(rows)
+    # The leaderboard's format: every impression in behaviors.tsv order, its candidates'
+    # ranks in listed order (a permutation of 1..n).
+    for line, row in zip(lines, rows, strict=True):
+        impression_id, ranks = line.split(" ")
+        assert impression_id == row.split("\t")[0]
+        ranks = [int(r) for r in ranks.strip("[]").split(",")]
+        assert sorted(ranks) == list(range(1, len(row.split("\t")[4].split()) + 1))
+    with zipfile.ZipFile(tmp_path / "prediction.zip") as z:
+        assert z.namelist() == ["prediction.txt"]
+        assert z.read("prediction.txt").decode().splitlines() == lines
 
 
 @pytest.mark.slow
@@ -415,3 +425,26 @@ def test_a_short_run_on_the_bundled_sample_learns(tmp_path):
 def _first(batch):
     """The first micro-batch of a stacked training batch."""
     return jax.tree.map(lambda x: x[0], batch)
+
+
+def test_evaluation_in_chunks_encodes_each_history_once_and_changes_nothing(tiny):
+    config, bert, _, data = tiny
+    model = build_model(config, bert)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    fns, states = infer.NewsInference(graphdef), (params, rest)
+    whole = metrics.ranking_metrics(
+        infer.score_split(fns, states, data.table, data.log, 64), data.log.labels
+    )
+    parts = infer.evaluate_split(fns, states, data.table, data.log, 64, chunk=7)
+    for key, value in whole.items():
+        assert parts[key] == pytest.approx(value, abs=1e-12), key
+    # 160 impressions in chunks of 7: every distinct history is encoded once in all, and a
+    # user met again in a later chunk is looked up, giving the vector it had.
+    news_vecs = infer.news_vectors(fns, states, data.table, 64)
+    users = infer.UserVectors(fns, states, news_vecs, 64)
+    chunked = np.concatenate([users(part) for part in infer.chunks(data.log, 7)])
+    keys = np.concatenate([data.log.history, data.log.history_mask], axis=1)
+    distinct = len(np.unique(keys, axis=0))
+    assert len(users.rows) == distinct < len(data.log)
+    once = infer.UserVectors(fns, states, news_vecs, 64)(data.log)
+    np.testing.assert_array_equal(chunked, once)

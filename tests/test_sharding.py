@@ -159,3 +159,51 @@ def test_feed_parts_rebuild_the_global_batch():
     assert placed["x"].sharding.spec == jax.P(None, ("data", "fsdp"))
     total = jnp.sum(placed["x"])  # a computation over the split array sees every row
     assert int(total) == batch["x"].sum()
+
+
+def _cached_step_and_eval(config, mesh):
+    """(frozen-layer cache, loss of one train step, dev metrics) of a news task on `mesh`."""
+    from jaxrec import pretrained
+    from jaxrec.convert import hf
+    from jaxrec.data.tokenize import TextTokenizer
+    from jaxrec.tasks.base import TaskEnv
+    from jaxrec.tasks.news import NewsTask
+
+    with sharding.activate(mesh, config.mesh.rules):
+        folder = pretrained.resolve(config.model.init_from)
+        bert_config = hf.read_config(folder)
+        tok = TextTokenizer(folder, bert_config.vocab_size)
+        task = NewsTask(config, TaskEnv(tok, Path(config.data.cache_dir), sharding.Feed(mesh)))
+        task.read()
+        model = train.create_model(config, bert_config, folder, mesh, task.build)
+        graphdef, trainable, frozen = nnx.split(model, task.trainable_filter(2), ...)
+        tx, _, opt_state, shardings = train.place_optimizer(config, trainable, frozen, mesh, 4)
+        task.start(graphdef, (trainable, frozen))
+        extra = jax.tree.map(lambda x: x.sharding, task.extra)
+        step = train.make_train_step(graphdef, tx, task.loss, shardings | {"extra": extra})
+        batch = task.env.feed.put_local(next(task.batches(0)), axis=1)
+        trainable, _, metrics = step(
+            trainable, frozen, opt_state, batch, jax.random.key(0), task.extra
+        )  # the step donates the old parameters: evaluate the updated ones
+        return task.extra, float(metrics["loss"]), task.evaluate((trainable, frozen))
+
+
+def test_the_frozen_layer_cache_is_split_by_rows_and_changes_no_result(
+    tiny_mind_dir, tiny_bert_dir, tmp_path
+):
+    config = _config(tiny_mind_dir, tiny_bert_dir, model__trainable_layers=1)
+    config.data.cache_dir = str(tmp_path)
+    split, loss, dev = _cached_step_and_eval(config, sharding.make_mesh((8, 1, 1)))
+    # Each of the 8 devices holds an eighth of the rows (the table padded to split evenly).
+    rows = split.shape[0]
+    assert rows % 8 == 0 and split.sharding.spec == jax.P(("data", "fsdp"))
+    assert {s.data.shape[0] for s in split.addressable_shards} == {rows // 8}
+    assert split.dtype == jnp.float32  # the compute dtype
+
+    one = sharding.make_mesh((1, 1, 1), devices=jax.devices()[:1])
+    whole, want_loss, want_dev = _cached_step_and_eval(config, one)
+    assert whole.shape[0] <= rows  # one device: no padding rows
+    np.testing.assert_allclose(np.asarray(split)[: whole.shape[0]], np.asarray(whole), atol=1e-6)
+    assert loss == pytest.approx(want_loss, abs=1e-5)
+    for key, value in want_dev.items():
+        assert dev[key] == pytest.approx(value, abs=1e-5), key

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrec.models.bert import BertModel
-from jaxrec.sharding import constrain, logical
+from jaxrec.sharding import constrain, logical, take_rows
 
 ARCHITECTURES = ("two_tower", "cross")
 HEADS = ("mlp", "dot")
@@ -131,10 +131,10 @@ class PairRecommender(nnx.Module):
         if lower is not None:
             u, i = batch["users"], batch["items"]
             users = self.encode_from(
-                jnp.take(lower["users"], u["rows"], axis=0), u["attention_mask"], start, **kw
+                take_rows(lower["users"], u["rows"]), u["attention_mask"], start, **kw
             )
             items = self.encode_from(
-                jnp.take(lower["items"], i["rows"], axis=0), i["attention_mask"], start, **kw
+                take_rows(lower["items"], i["rows"]), i["attention_mask"], start, **kw
             )
             pick = lambda x, index: jnp.take(x, index, axis=0)  # noqa: E731
             return self.predict(

@@ -27,6 +27,7 @@ from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender
+from jaxrec.sharding import take_rows
 from jaxrec.tasks import news_inference as infer
 from jaxrec.tasks.base import Task
 
@@ -62,7 +63,7 @@ def news_loss(cached_layers: int):
         if not cached_layers:
             return softmax_loss(model(batch, deterministic=False, rngs=rngs))
         news = batch["news"]
-        hidden = jnp.take(cache, news["rows"], axis=0)
+        hidden = take_rows(cache, news["rows"])
         vecs = model.encode_news_from(
             hidden, news["attention_mask"], cached_layers, deterministic=False, rngs=rngs
         )
@@ -232,10 +233,9 @@ class NewsTask(Task):
 
     def evaluate(self, states) -> dict[str, float]:
         bs = self.config.train.eval_batch_size
-        scores = infer.score_split(
+        return infer.evaluate_split(
             self.infer, states, self.dev.table, self.dev.log, bs, self.dev_cache
         )
-        return metrics.ranking_metrics(scores, self.dev.log.labels)
 
     def baseline(self) -> dict[str, dict[str, float] | None]:
         return {"dev": popularity_baseline(self.train, self.dev), "test": None}
@@ -244,17 +244,25 @@ class NewsTask(Task):
 
     def predict(self, graphdef, states, output: Path, *, split, data_dir, batch_size) -> int:
         """The leaderboard format: one line per impression in behaviors.tsv order,
-        `ImpressionID [r1,r2,...]`, the rank of each candidate in its listed order."""
+        `ImpressionID [r1,r2,...]`, the rank of each candidate in its listed order.
+
+        Lines are written as each chunk of impressions is scored, never gathered first.
+        """
         data = self._load(split or "dev", data_dir)
         self.env.report.log(log)
         fns = infer.NewsInference(graphdef, self.env.feed)
-        scores = infer.score_split(fns, states, data.table, data.log, batch_size)
-        tmp = Path(f"{output}.tmp")
+        parts = infer.split_scores(
+            fns, states, data.table, infer.chunks(data.log, infer.CHUNK), batch_size
+        )
+        ids = (imp.impression_id for imp in data.split.impressions)
+        tmp, n = Path(f"{output}.tmp"), 0
         with open(tmp, "w", encoding="utf-8") as f:
-            for imp, s in zip(data.split.impressions, scores, strict=True):
-                f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
+            for _, scores in parts:
+                for s in scores:
+                    f.write(f"{next(ids)} [{','.join(map(str, ranks(s)))}]\n")
+                n += len(scores)
         os.replace(tmp, output)
-        return len(scores)
+        return n
 
     def export_fields(self) -> dict[str, Any]:
         c = self.config

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import jax
 import numpy as np
 from flax import nnx
 
+from jaxrec import metrics
 from jaxrec.data.news_table import NewsTable
 from jaxrec.data.pipeline import ClickLog, padded_batches
 from jaxrec.sharding import Feed
 from jaxrec.tasks.table_encoding import cached_rows, table_hidden, table_vectors
+
+# Impressions scored at a time: bounds the memory of scoring (a padded [CHUNK, candidates]
+# array), whatever the size of the split.
+CHUNK = 8192
 
 
 class NewsInference:
@@ -90,26 +95,75 @@ def news_vectors(
     )
 
 
-def user_vectors(
-    fns: NewsInference, states, news_vecs: np.ndarray, log: ClickLog, batch_size: int
-) -> np.ndarray:
-    """[len(log), D]: one encoding per distinct (clipped) history, shared by its impressions."""
-    keys = np.concatenate([log.history, log.history_mask], axis=1)
-    unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-    h = log.history.shape[1]
-    arrays = {"history": unique[:, :h], "history_mask": unique[:, h:]}
-    vecs = fns.feed.replicate(news_vecs)
-    out = []
-    for batch in padded_batches(arrays, batch_size):
-        put = fns.feed.put({k: batch[k] for k in arrays})
-        users = fns.users(states, vecs, put["history"], put["history_mask"])
-        out.append(fns.feed.get(users)[batch["valid"]])
-    return np.concatenate(out)[inverse.reshape(-1)]
+class UserVectors:
+    """User vectors of click histories, each distinct history encoded once.
+
+    Called on successive parts of a split (a chunk of impressions at a time, so that nothing
+    the size of the split is held at once), it remembers every history it has encoded: a
+    user seen in an earlier chunk costs a lookup, not an encoding.
+    """
+
+    def __init__(self, fns: NewsInference, states, news_vecs: np.ndarray, batch_size: int):
+        self.fns, self.states, self.batch_size = fns, states, batch_size
+        self.news = fns.feed.replicate(news_vecs)
+        self.index: dict[bytes, int] = {}  # history (rows and mask) -> row of `self.rows`
+        self.parts: list[np.ndarray] = []
+        self.rows = np.zeros((0, news_vecs.shape[1]), np.float32)
+
+    def __call__(self, log: ClickLog) -> np.ndarray:
+        """[len(log), D]: the user vector of each impression's (clipped) history."""
+        keys = np.concatenate([log.history, log.history_mask], axis=1)
+        unique, inverse = np.unique(keys, axis=0, return_inverse=True)
+        names = [row.tobytes() for row in unique]
+        new = [i for i, name in enumerate(names) if name not in self.index]
+        if new:
+            self._encode(unique[new], [names[i] for i in new])
+        where = np.fromiter((self.index[name] for name in names), np.int64, len(names))
+        return self.rows[where[inverse.reshape(-1)]]
+
+    def _encode(self, keys: np.ndarray, names: list[bytes]) -> None:
+        h = keys.shape[1] // 2
+        arrays = {"history": keys[:, :h], "history_mask": keys[:, h:]}
+        feed, out = self.fns.feed, []
+        for batch in padded_batches(arrays, self.batch_size):
+            put = feed.put({k: batch[k] for k in arrays})
+            users = self.fns.users(self.states, self.news, put["history"], put["history_mask"])
+            out.append(feed.get(users)[batch["valid"]])
+        start = len(self.rows)
+        self.rows = np.concatenate([self.rows, *out]).astype(np.float32, copy=False)
+        self.index.update((name, start + i) for i, name in enumerate(names))
 
 
 def impression_scores(users: np.ndarray, news_vecs: np.ndarray, log: ClickLog) -> list[np.ndarray]:
     """Each impression's candidate scores, in the listed order."""
     return [news_vecs[c] @ u for u, c in zip(users, log.candidates, strict=True)]
+
+
+def chunks(log: ClickLog, size: int) -> Iterator[ClickLog]:
+    """Consecutive parts of `size` impressions (the last may be shorter)."""
+    for start in range(0, len(log), size):
+        part = slice(start, start + size)
+        labels = log.labels[part] if log.labels is not None else None
+        yield ClickLog(log.history[part], log.history_mask[part], log.candidates[part], labels)
+
+
+def split_scores(
+    fns: NewsInference,
+    states,
+    table: NewsTable,
+    logs: Iterable[ClickLog],
+    batch_size: int,
+    cache: LowerCache | None = None,
+) -> Iterator[tuple[ClickLog, list[np.ndarray]]]:
+    """(part, its impressions' scores) for each part of a split, in order.
+
+    Every news item of the table is encoded once, then each distinct history once; only one
+    part's scores are held at a time.
+    """
+    news_vecs = news_vectors(fns, states, table, batch_size, cache)
+    users = UserVectors(fns, states, news_vecs, batch_size)
+    for log in logs:
+        yield log, impression_scores(users(log), news_vecs, log)
 
 
 def score_split(
@@ -121,6 +175,21 @@ def score_split(
     cache: LowerCache | None = None,
 ) -> list[np.ndarray]:
     """Scores of every impression of a split (news and users each encoded once)."""
-    news_vecs = news_vectors(fns, states, table, batch_size, cache)
-    users = user_vectors(fns, states, news_vecs, log, batch_size)
-    return impression_scores(users, news_vecs, log)
+    parts = split_scores(fns, states, table, [log], batch_size, cache)
+    return [s for _, scores in parts for s in scores]
+
+
+def evaluate_split(
+    fns: NewsInference,
+    states,
+    table: NewsTable,
+    log: ClickLog,
+    batch_size: int,
+    cache: LowerCache | None = None,
+    chunk: int = CHUNK,
+) -> dict[str, float]:
+    """MIND's metrics over a labelled split, scored `chunk` impressions at a time."""
+    parts = split_scores(fns, states, table, chunks(log, chunk), batch_size, cache)
+    return metrics.average_rows(
+        metrics.impression_rows(scores, part.labels) for part, scores in parts
+    )

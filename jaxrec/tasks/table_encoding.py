@@ -16,29 +16,33 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.data.pipeline import length_sorted_batches
-from jaxrec.sharding import Feed
+from jaxrec.sharding import Feed, padded_rows, row_sharding, take_rows
 
 
 def cached_rows(cache: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
     """The cache's hidden states [B, W, H] for `rows`, cut to the mask's width W."""
-    return jnp.take(cache, rows, axis=0)[:, : mask.shape[1]]
+    return take_rows(cache, rows)[:, : mask.shape[1]]
 
 
 def table_hidden(
     feed: Feed, tokens: dict[str, np.ndarray], batch_size: int, lower: Callable, stop: int
 ) -> jax.Array:
-    """[rows, L, H]: every row's hidden states after layers [0, stop) (`lower(tokens, stop)`).
+    """[rows, L, H]: every row's hidden states after layers [0, stop) (`lower(tokens, stop)`),
+    in the compute dtype, split by rows over the mesh's batch axes: each device holds its
+    share, so the memory a cache takes per device falls as devices are added.
 
     Rows are encoded in length-sorted batches at a few widths; positions past a batch's width
-    are padding and stay zero. Each batch is written into place on the device.
+    are padding and stay zero, as do the rows added so that the table splits evenly. Each
+    batch is written into place on the devices that hold its rows.
     """
     n, width = tokens["attention_mask"].shape
+    total = padded_rows(n, feed.mesh)
     hidden = None
     for batch in length_sorted_batches(tokens, batch_size):
         part = lower(feed.put({k: batch[k] for k in tokens}), stop)
         if hidden is None:
-            hidden = _zeros_like_rows(feed, (n, width, *part.shape[2:]), part.dtype)
-        rows = np.where(batch["valid"], batch["rows"], n)  # padding rows: dropped
+            hidden = _zeros_like_rows(feed, (total, width, *part.shape[2:]), part.dtype)
+        rows = np.where(batch["valid"], batch["rows"], total)  # padding rows: dropped
         hidden = _write_rows(hidden, part, feed.replicate(rows))
     return jax.block_until_ready(hidden)
 
@@ -50,7 +54,7 @@ def _write_rows(hidden: jax.Array, part: jax.Array, rows: jax.Array) -> jax.Arra
 
 
 def _zeros_like_rows(feed: Feed, shape: tuple[int, ...], dtype) -> jax.Array:
-    out = {"out_shardings": feed.replicated} if feed.mesh is not None else {}
+    out = {"out_shardings": row_sharding(feed.mesh)} if feed.mesh is not None else {}
     return jax.jit(lambda: jnp.zeros(shape, dtype), **out)()
 
 
