@@ -30,7 +30,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxrec import checkpointing, flops, optim, pretrained, sharding
+from jaxrec import checkpointing, flops, optim, pretrained, sharding, workdirs
 from jaxrec.config_checks import check_config
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
@@ -200,16 +200,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = sharding.make_mesh(config.mesh.shape)
     task_type = get_task(config.task)
     validate(config, mesh, task_type.SHARDED_SIZES)
-    with sharding.activate(mesh, config.mesh.rules):
-        return _train_and_evaluate(config, Path(workdir), mesh, task_type)
+    # Checked, locked and given config.json before anything else is written (workdirs.py).
+    with workdirs.claim(config, workdir) as path, sharding.activate(mesh, config.mesh.rules):
+        return _train_and_evaluate(config, path, mesh, task_type)
 
 
 def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any]:
     start = time.time()
     lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
-    if lead:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
 
     # Data: every text tokenized once; the pipeline moves integers.
     folder = pretrained.resolve(config.model.init_from)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax.numpy as jnp
-import ml_collections
 from flax import nnx
 
-from jaxrec import checkpointing, evaluate, train
+from jaxrec import checkpointing, evaluate, train, workdirs
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
-from jaxrec.errors import CheckpointError
 from jaxrec.models.bert import BertModel
 from jaxrec.sharding import Feed
 from jaxrec.tasks.news import build_model
@@ -28,13 +25,7 @@ def load_trained(workdir: str | Path, step: int | str | None = None):
     `step`: an integer, "latest", or None for the best checkpoint by the dev metric.
     """
     workdir = Path(workdir)
-    config_path = workdir / "config.json"
-    if not config_path.exists():
-        raise CheckpointError(f"{config_path}: not a training workdir (no config.json)")
-    try:
-        config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    except (ValueError, TypeError) as e:  # JSONDecodeError, or JSON that is not an object
-        raise CheckpointError(f"{config_path}: not a readable training config ({e})") from None
+    config = workdirs.read_config(workdir)
     encoder_dir = workdir / train.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir)
     tokenizer = TextTokenizer(encoder_dir, bert_config.vocab_size)
