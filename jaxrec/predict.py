@@ -8,7 +8,11 @@ order (1 = highest score; equal scores rank in listed order).
 
 Pair configs (ratings, clicks, labels): one line per interaction of the config's test file,
 in its order: `user_id<TAB>item_id<TAB>prediction`, the prediction being the rating, the
-click probability, or `label:probability` pairs joined by commas.
+click probability, or `label:probability` pairs joined by commas. --split and --data_dir are
+for news workdirs only: a pair workdir always predicts its config's test file.
+
+--output is checked before any checkpoint is read: its folder must exist, and it must be
+neither a folder nor a file that the training run keeps in its workdir.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from jaxrec import cli  # noqa: E402
+from jaxrec.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
 log = logging.getLogger(__name__)
@@ -35,7 +40,9 @@ def define_flags() -> None:
     flags.DEFINE_string(
         "workdir", None, "A training workdir (config.json, encoder/, checkpoints/)."
     )
-    flags.DEFINE_string("split", "dev", "Split folder under the data dir: train, dev or test.")
+    flags.DEFINE_string(
+        "split", None, "News: split folder under the data dir, train, dev (default) or test."
+    )
     flags.DEFINE_string("output", None, "Prediction file to write.")
     flags.DEFINE_string("data_dir", None, "MIND folder; default: the config's data.dir.")
     flags.DEFINE_integer("step", None, "Checkpoint step; default: the best by the dev metric.")
@@ -51,20 +58,26 @@ def ranks(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=256) -> int:
-    """Writes the prediction file; returns the number of impressions written."""
-    from jaxrec import evaluate
+def predict(workdir, split: str | None, output, data_dir=None, step=None, batch_size=256) -> int:
+    """Writes the prediction file; returns the number of impressions (or pairs) written.
+
+    `split` (news: default dev; pairs: None or "test") and `data_dir` (news only) are checked
+    against the workdir's task, and `output` against the file system, before any work.
+    """
+    from jaxrec import evaluate, workdirs
     from jaxrec.data import mind
     from jaxrec.data.news_data import load_split
     from jaxrec.trained import load_trained
 
+    check_request(workdirs.read_config(workdir).task, split, data_dir)
+    check_output(workdir, output)
     config, tokenizer, fns, states, step = load_trained(workdir, step)
     if config.task == "pair":
         return predict_pairs(fns, states, output, step)
     report = mind.ReadReport()
     data = load_split(
         config.data,
-        split,
+        split or "dev",
         tokenizer,
         cache_dir=Path(workdir) / "cache",
         report=report,
@@ -79,6 +92,33 @@ def predict(workdir, split: str, output, data_dir=None, step=None, batch_size=25
     os.replace(tmp, output)
     log.info("wrote %d impressions from checkpoint step %d to %s", len(scores), step, output)
     return len(scores)
+
+
+def check_request(task: str, split: str | None, data_dir) -> None:
+    """Pair workdirs predict their test file: a --split or --data_dir for them is refused."""
+    if task != "pair":
+        return
+    if split not in (None, "test"):
+        raise ConfigError(
+            f"--split={split}: a pair workdir predicts its config's test file (data.path), "
+            "it has no other split"
+        )
+    if data_dir is not None:
+        raise ConfigError(
+            "--data_dir is for news workdirs; a pair workdir reads the data its config names"
+        )
+
+
+def check_output(workdir, output) -> None:
+    """Raises ConfigError naming --output unless a prediction file can be written there."""
+    from jaxrec import workdirs
+
+    path = Path(output)
+    if path.is_dir():
+        raise ConfigError(f"--output {output} is a folder; predict writes a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {path.parent} does not exist")
+    workdirs.check_not_owned(workdir, path)
 
 
 def predict_pairs(task, states, output, step: int) -> int:
