@@ -230,6 +230,8 @@ def _check_news(c: _Checker) -> None:
     c.integer("data.npratio", low=1)
     c.integer("data.news_bucket", low=1)
     c.choice("data.unknown_news", UNKNOWN_NEWS_POLICIES)
+    if c.get("data.max_unknown_news_share", None) is not None:  # older workdirs lack it
+        c.number("data.max_unknown_news_share", 0.0, 1.0)
     c.string("data.dir", empty=False)
     c.folder("data.dir", c.get("data.dir"), "train", "dev")
 

@@ -104,9 +104,21 @@ def report(results: dict, workdir: str) -> str:
             f" of {results['last_step']}, {results['seconds']:.0f} s",
             *rows,
             f"skipped or defaulted while reading: {json.dumps(results['read_report'])}",
+            *_unknown_news(results.get("unknown_news_share")),
             f"outputs: {workdir}/metrics.json, {workdir}/checkpoints, {workdir}/tensorboard",
         ]
     )
+
+
+def _unknown_news(shares: dict | None) -> list[str]:
+    """News runs: the share of history and candidate slots whose news has no text."""
+    if not shares:
+        return []
+    parts = [
+        f"{split} {100 * s['history']:.2f}% of history, {100 * s['candidates']:.2f}% of candidates"
+        for split, s in shares.items()
+    ]
+    return [f"slots naming news missing from news.tsv (empty text): {'; '.join(parts)}"]
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import ml_collections
 from jaxrec.data import movielens
 from jaxrec.data.interactions import PairData, read_interactions_dir
 from jaxrec.data.report import ReadReport
-from jaxrec.errors import ConfigError
+from jaxrec.errors import ConfigError, DataError
 
 FORMATS = ("movielens100k", "movielens1m", "movielens_tfds", "interactions")
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -24,9 +24,20 @@ def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = N
     default data_dir), ``split`` (MovieLens 100K), ``seed`` and ``test_fraction`` (1M and TFDS),
     ``task``, ``rating_range``, ``user_columns`` and ``item_columns`` (interactions; MovieLens
     is always "rating"), ``skip_bad_rows``, ``unknown_ids``. Missing fields take the readers'
-    defaults.
+    defaults. A train or test split left without interactions is a DataError naming its file.
     """
-    report = report if report is not None else ReadReport()
+    data = _read(cfg, report if report is not None else ReadReport())
+    for role, split in (("train", data.train), ("test", data.test)):
+        if not len(split):
+            raise DataError(
+                f"no {role} interactions: the file is empty, holds only a header, or every "
+                "row was skipped",
+                path=split.source,
+            )
+    return data
+
+
+def _read(cfg: ml_collections.ConfigDict, report: ReadReport) -> PairData:
     fmt = cfg.format
     if fmt not in FORMATS:
         raise ConfigError(f"data.format must be one of {FORMATS}, got {fmt!r}")

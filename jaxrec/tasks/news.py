@@ -18,10 +18,12 @@ import ml_collections
 from flax import nnx
 
 from jaxrec import evaluate, flops, metrics, optim
+from jaxrec.data.mind import BEHAVIORS_FILE
 from jaxrec.data.news_data import NewsSplit, load_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import DataError
 from jaxrec.models.bert import BertModel
 from jaxrec.models.news import NewsRecommender
 from jaxrec.sharding import Feed
@@ -109,6 +111,7 @@ class NewsTask:
         )
         self.metric_names = metrics.METRIC_NAMES
         self.samples_per_epoch = count_train_samples(self.train.log)
+        check_one_batch(self.samples_per_epoch, config)
         self.extra = None
         self.cached_layers = 0
         log.info(
@@ -193,4 +196,19 @@ class NewsTask:
         return {
             "baseline": popularity_baseline(self.train, self.dev),
             "baseline_name": "popularity baseline",
+            "unknown_news_share": {
+                "train": self.train.unknown_share,
+                "dev": self.dev.unknown_share,
+            },
         }
+
+
+def check_one_batch(samples: int, config: ml_collections.ConfigDict) -> None:
+    """Raises DataError, before any model is built, when training cannot fill one batch."""
+    batch = int(config.train.batch_size)
+    if samples < batch:
+        raise DataError(
+            f"{samples} training samples (one per click in an impression that also has a "
+            f"non-click), fewer than one batch (train.batch_size={batch})",
+            path=str(Path(config.data.dir) / "train" / BEHAVIORS_FILE),
+        )

@@ -29,6 +29,7 @@ from jaxrec.data.pipeline import padded_batches, pair_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.data.text_table import TextTable, build_text_table
 from jaxrec.data.tokenize import TextTokenizer
+from jaxrec.errors import DataError
 from jaxrec.evaluate import cached_rows, table_hidden, table_vectors
 from jaxrec.models.bert import BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
@@ -156,6 +157,13 @@ class PairTask:
         self.test = pair_log(self.data.test, self.users, self.items, ids)
         self.metric_names = pair_metrics.PAIR_METRICS[self.data.task]
         self.samples_per_epoch = len(self.train)
+        batch = int(config.train.batch_size)
+        if len(self.train) < batch:  # before any model is built
+            raise DataError(
+                f"{len(self.train)} training pairs, fewer than one batch "
+                f"(train.batch_size={batch})",
+                path=self.data.train.source,
+            )
         self.extra = None  # the frozen-layer caches of the user and item tables, if any
         self.cached_layers = 0
         log.info(
