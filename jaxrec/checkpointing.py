@@ -6,12 +6,18 @@ input pipeline's position and every random key are functions of the step, so the
 are all a run needs to continue exactly where it stopped.
 
 Saves are asynchronous and atomic: Orbax writes into a temporary folder and renames it when
-complete, and deletes old checkpoints only after a newer one is complete. A checkpoint that
-cannot be read is skipped with a warning naming it, and the one before it is restored.
+complete, and deletes old checkpoints only after a newer one is complete. When the latest
+checkpoints cannot be read, the newest readable one is restored and the unreadable ones after
+it are moved aside to `<step>.damaged` (kept for inspection; Orbax no longer counts them), so
+that the resumed run can save those steps again and run to the end.
+
+Every item has its handler registered, so that restoring some items (prediction restores only
+`params`) reads exactly those, with no warnings about the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -53,8 +59,37 @@ def manager(
         preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
         create=not read_only,
         read_only=read_only,
+        save_interval_steps=0 if read_only else 1,  # Orbax warns when it has to change it
     )
-    return ocp.CheckpointManager(directory, options=options)
+    with _quiet_read_only_notice() if read_only else contextlib.nullcontext():
+        return ocp.CheckpointManager(directory, options=options, handler_registry=_registry())
+
+
+def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+    """A handler for each item, for saving and restoring."""
+    registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+    for item in ("params", "opt_state"):
+        registry.add(item, ocp.args.StandardSave)
+        registry.add(item, ocp.args.StandardRestore)
+    registry.add("progress", ocp.args.JsonSave)
+    registry.add("progress", ocp.args.JsonRestore)
+    return registry
+
+
+class _DropReadOnlyNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Given directory is read only")
+
+
+@contextlib.contextmanager
+def _quiet_read_only_notice():
+    """Orbax announces every read-only manager: prediction and export only read, as asked."""
+    logger, notice = logging.getLogger("absl"), _DropReadOnlyNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def save(
@@ -80,10 +115,13 @@ def restore_latest(
 ) -> tuple[int, nnx.State, Any, dict[str, Any]] | None:
     """The newest readable checkpoint (step, params, opt_state, progress), or None if none.
 
-    An unreadable checkpoint is skipped with a warning naming it; one that reads but does
-    not fit the model is an error naming the mismatching parameters.
+    An unreadable checkpoint is skipped with a warning naming it; once an older one reads,
+    the unreadable ones after it are moved aside (`set_aside`), so that the run can save their
+    steps again. With none readable, nothing is moved and CheckpointError names the steps. One
+    that reads but does not fit the model is an error naming the mismatching parameters.
     """
     steps = sorted(mngr.all_steps(), reverse=True)
+    unreadable: list[int] = []
     for step in steps:
         path = Path(mngr.directory) / str(step)
         check_fits(mngr, step, abstract_params)
@@ -98,14 +136,45 @@ def restore_latest(
             )
         except Exception as e:  # Orbax and tensorstore raise many types for damaged files
             log.warning("checkpoint %s is unreadable (%s); trying the one before it", path, e)
+            unreadable.append(step)
             continue
         if not isinstance(restored["progress"], dict):
             log.warning("checkpoint %s has no progress record; trying the one before it", path)
+            unreadable.append(step)
             continue
+        set_aside(mngr, unreadable)
         return step, restored["params"], restored["opt_state"], dict(restored["progress"])
     if steps:
-        raise CheckpointError(f"{mngr.directory}: no readable checkpoint among steps {steps}")
+        raise CheckpointError(
+            f"{mngr.directory}: no readable checkpoint among steps {steps}; move them away "
+            "to start again from the pretrained weights"
+        )
     return None
+
+
+def set_aside(mngr: ocp.CheckpointManager, steps: list[int]) -> None:
+    """Renames each step's folder to `<step>.damaged` (process 0), then reloads the manager.
+
+    The folders stay for inspection; Orbax reads only integer names, so they no longer count
+    as checkpoints and their steps can be saved again.
+    """
+    if not steps:
+        return
+    if jax.process_index() == 0:
+        for step in steps:
+            source = Path(mngr.directory) / str(step)
+            target = source.with_name(f"{step}.damaged")
+            n = 1
+            while target.exists():
+                n += 1
+                target = source.with_name(f"{step}.damaged{n}")
+            source.rename(target)
+            log.warning("moved the unreadable checkpoint %s aside to %s", source, target.name)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("jaxrec: damaged checkpoints moved aside")
+    mngr.reload()
 
 
 def check_fits(mngr: ocp.CheckpointManager, step: int, abstract_params: nnx.State) -> None:

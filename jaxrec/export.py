@@ -7,6 +7,12 @@ OUT holds `config.json`, `model.safetensors` and the tokenizer files, so that
 `transformers.BertModel.from_pretrained(OUT)` loads the fine-tuned encoder, plus
 `jaxrec_heads.safetensors` and `jaxrec_heads.json`, which `jaxrec.torch_serving` reads to
 rebuild the whole recommender in PyTorch. Only safetensors and JSON are written, never pickles.
+
+OUT is checked before any checkpoint is read: its parent folder must exist, it must not be a
+file, and it must be neither the workdir, nor inside it, nor hold it. A folder that is not empty
+is replaced only with --overwrite, and only if it holds an earlier export and nothing else
+(`jaxrec_heads.json` marks one). The new folder is written beside OUT and renamed into place,
+so a failed export leaves the earlier one whole.
 """
 
 from __future__ import annotations
@@ -70,8 +76,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
     from jaxrec.trained import load_trained
 
     output = Path(output)
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise ConfigError(f"{output} exists and is not empty (pass --overwrite to replace it)")
+    check_output(workdir, output, overwrite=overwrite, tokenizer_files=pretrained.TOKENIZER_FILES)
     trained = load_trained(workdir, parse_step(step))
     model = trained.model
     merged = merge_lora(model.bert)  # LoRA adapters folded into plain dense weights
@@ -82,17 +87,7 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
         for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param))
         if path[0] != "bert"
     }
-    if output.exists():
-        shutil.rmtree(output)
-    output.mkdir(parents=True)
     encoder_dir = Path(workdir) / pretrained.ENCODER_DIR
-    bert_config = hf.read_config(encoder_dir).to_hf_dict() | {"torch_dtype": dtype}
-    (output / "config.json").write_text(json.dumps(bert_config, indent=2) + "\n")
-    save_file(encoder, str(output / "model.safetensors"), metadata={"format": "pt"})
-    save_file(heads, str(output / HEADS_WEIGHTS), metadata={"format": "pt"})
-    for name in pretrained.TOKENIZER_FILES:
-        if (encoder_dir / name).exists():
-            shutil.copy(encoder_dir / name, output / name)
     description = {
         "task": trained.config.task,
         "format_version": 1,
@@ -102,9 +97,72 @@ def export(workdir, output, *, step="best", dtype: str = "float32", overwrite: b
         **trained.task.export_fields(),
         "heads": {k: list(v.shape) for k, v in heads.items()},
     }
-    (output / HEADS_CONFIG).write_text(json.dumps(description, indent=2) + "\n")
+    files = {
+        "config.json": hf.read_config(encoder_dir).to_hf_dict() | {"torch_dtype": dtype},
+        HEADS_CONFIG: description,
+    }
+    staging = output.resolve().with_name(f".{output.resolve().name}.tmp{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for name, content in files.items():
+            (staging / name).write_text(json.dumps(content, indent=2) + "\n")
+        save_file(encoder, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        save_file(heads, str(staging / HEADS_WEIGHTS), metadata={"format": "pt"})
+        for name in pretrained.TOKENIZER_FILES:
+            if (encoder_dir / name).exists():
+                shutil.copy(encoder_dir / name, staging / name)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _replace(output.resolve(), staging)
     log.info("exported step %d of %s to %s (%s)", trained.step, workdir, output, dtype)
     return trained.step
+
+
+def check_output(
+    workdir, output: Path, *, overwrite: bool, tokenizer_files: tuple[str, ...]
+) -> None:
+    """Raises ConfigError, naming the path, unless export may write the folder `output`."""
+    out, root = output.resolve(), Path(workdir).resolve()
+    if out == root or out in root.parents or root in out.parents:
+        raise ConfigError(
+            f"--output {output} is the workdir {workdir}, inside it or holds it: export "
+            "writes a folder of its own"
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--output {output} is a file; export writes a folder")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {output.parent} does not exist")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise ConfigError(f"{output} exists and is not empty (pass --overwrite to replace it)")
+    ours = {"config.json", "model.safetensors", HEADS_WEIGHTS, HEADS_CONFIG, *tokenizer_files}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours or not p.is_file())
+    if foreign or not _is_export(out):
+        what = f"holds {', '.join(foreign[:5])}" if foreign else f"has no export's {HEADS_CONFIG}"
+        raise ConfigError(
+            f"--overwrite replaces only an earlier export, and {output} {what}; "
+            "choose another --output"
+        )
+
+
+def _is_export(folder: Path) -> bool:
+    try:
+        description = json.loads((folder / HEADS_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(description, dict) and "format_version" in description
+
+
+def _replace(final: Path, new: Path) -> None:
+    """Puts the folder `new` at `final`; an earlier export there is removed only afterwards."""
+    old = final.with_name(f".{final.name}.old{os.getpid()}")
+    if final.exists():
+        final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv: list[str]) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -79,14 +81,45 @@ def initialize_distributed() -> None:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with a misspelt or locked config key reported in one line, not a traceback."""
+    """absl's parser, with flag and config errors reported in one line, not a traceback.
+
+    A misspelt or locked config key, an override of the wrong type, a config file that is
+    missing or fails to load, an unknown config variant: one line naming the flag, exit
+    status 1 (``--verbose`` adds the traceback).
+    """
     try:
-        return FLAGS(argv)
+        rest = FLAGS(argv)
+        FLAGS.config.get("task")  # a config file that failed to load raises on first use
+        return rest
     except (AttributeError, KeyError) as e:
         overrides = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.")]
         detail = str(e.args[0] if e.args else e)
         detail = detail.replace("\\n", " ").replace("\\'", "'").replace("\n", " ").strip("'")
-        sys.exit(f"config error: unknown key in {overrides}: {detail}")
+        _exit(argv, f"config error: unknown key in {overrides}: {detail}")
+    except OSError as e:  # ml_collections: the config file could not be loaded
+        _exit(argv, f"config error: --config: {_last_line(str(e))}")
+    except flags.Error as e:  # a value that does not parse; get_config raising for its argument
+        _exit(argv, f"flag error: {_flag_error(str(e))}")
+
+
+def _exit(argv: list[str], message: str) -> None:
+    if "--verbose" in argv:
+        traceback.print_exc()
+    sys.exit(cli.one_line(message))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def _flag_error(text: str) -> str:
+    """absl's message, with a config file's traceback cut to the error it ended in."""
+    first = text.splitlines()[0] if text else text
+    if "Traceback (most recent call last)" not in text:
+        return " ".join(line.strip() for line in text.splitlines())
+    error = re.sub(r"^\w+(Error|Exception): ", "", _last_line(text))  # ValueError: ...
+    return f"{first.split(': Error whilst')[0]}: {error}"
 
 
 def report(results: dict, workdir: str) -> str:
@@ -111,9 +144,21 @@ def report(results: dict, workdir: str) -> str:
             f" of {results['last_step']}, {results['seconds']:.0f} s",
             *table,
             f"skipped or defaulted while reading: {json.dumps(results['read_report'])}",
+            *_unknown_news(results.get("unknown_news_share")),
             f"outputs: {workdir}/metrics.json, {workdir}/checkpoints, {workdir}/tensorboard",
         ]
     )
+
+
+def _unknown_news(shares: dict | None) -> list[str]:
+    """News runs: the share of history and candidate slots whose news has no text."""
+    if not shares:
+        return []
+    parts = [
+        f"{split} {100 * s['history']:.2f}% of history, {100 * s['candidates']:.2f}% of candidates"
+        for split, s in shares.items()
+    ]
+    return [f"slots naming news missing from news.tsv (empty text): {'; '.join(parts)}"]
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ default), in the leaderboard format: one line per impression in behaviors.tsv or
 score; equal scores rank in listed order). Pair configs (ratings, clicks, labels): one line
 per interaction of the test file, in its order: `user_id<TAB>item_id<TAB>prediction`, the
 prediction being the rating, the click probability, or `label:probability` pairs.
+
+--output is checked before any checkpoint is read: its folder must exist, and it must be
+neither a folder nor a file that the training run keeps in its workdir.
 """
 
 from __future__ import annotations
@@ -64,12 +67,20 @@ def predict(
     zip_for_leaderboard: bool = False,
 ) -> int:
     """Writes the prediction file (and with `zip_for_leaderboard` its zip for the MIND
-    leaderboard); returns the number of lines written."""
+    leaderboard); returns the number of lines written.
+
+    The request (`split`, `data_dir`, the zip) is checked against the workdir's task, and
+    `output` against the file system, before any checkpoint is read.
+    """
+    from jaxrec import workdirs
+    from jaxrec.tasks import get_task
     from jaxrec.trained import load_trained
 
+    get_task(workdirs.read_config(workdir).task).check_request(split, data_dir, zip_for_leaderboard)
+    check_output(workdir, output)
+    if zip_for_leaderboard:
+        check_output(workdir, Path(output).with_suffix(".zip"))
     trained = load_trained(workdir, step)
-    if zip_for_leaderboard and trained.config.task != "news":
-        raise ConfigError("--zip: only news predictions go to the MIND leaderboard")
     n = trained.task.predict(
         trained.graphdef,
         trained.states,
@@ -85,6 +96,18 @@ def predict(
             z.write(output, arcname=LEADERBOARD_FILE)
         log.info("and %s (%s inside) for the MIND leaderboard", archive, LEADERBOARD_FILE)
     return n
+
+
+def check_output(workdir, output) -> None:
+    """Raises ConfigError naming --output unless a prediction file can be written there."""
+    from jaxrec import workdirs
+
+    path = Path(output)
+    if path.is_dir():
+        raise ConfigError(f"--output {output} is a folder; predict writes a file")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--output {output}: folder {path.parent} does not exist")
+    workdirs.check_not_owned(workdir, path)
 
 
 def main(argv: list[str]) -> None:

@@ -27,7 +27,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxrec import checkpointing, flops, optim, pretrained, sharding
+from jaxrec import checkpointing, flops, optim, pretrained, sharding, workdirs
 from jaxrec.config_checks import check_batch_split, check_config
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
@@ -226,16 +226,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     check_batch_split(
         config, shards=sharding.batch_shards(mesh), sharded_sizes=task_type.sharded_sizes
     )
-    with sharding.activate(mesh, config.mesh.rules):
-        return _train_and_evaluate(config, Path(workdir), mesh, task_type)
+    # Checked, locked and given config.json before anything else is written (workdirs.py).
+    with workdirs.claim(config, workdir) as path, sharding.activate(mesh, config.mesh.rules):
+        return _train_and_evaluate(config, path, mesh, task_type)
 
 
 def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any]:
     start = time.time()
     lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
-    if lead:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2) + "\n")
     task, folder, bert_config = _read_task(config, workdir, mesh, task_type, lead)
 
     # Model and optimizer, placed by the mesh and rule table; only the task's scope of the
@@ -313,6 +311,7 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         "last_step": step,
         "baseline": task.baseline(),
         "baseline_name": task.baseline_name,
+        **task.summary(),
         "read_report": task.env.report.as_dict(),
         "rows_read": task.env.report.rows_dict(),
         "seconds": round(time.time() - start, 1),

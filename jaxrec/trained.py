@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from jaxrec import checkpointing, pretrained
+from jaxrec import checkpointing, pretrained, workdirs
 from jaxrec.convert import hf
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError
@@ -43,7 +43,7 @@ def load_trained(workdir: str | Path, step: int | str | None = None) -> Trained:
     """The workdir's model at `step`: an integer, "latest", or None for the best by the dev
     metric."""
     workdir = Path(workdir)
-    config = ml_collections.ConfigDict(_read_json(workdir / "config.json", "training config"))
+    config = workdirs.read_config(workdir)
     encoder_dir = workdir / pretrained.ENCODER_DIR
     bert_config = hf.read_config(encoder_dir)
     env = TaskEnv(TextTokenizer(encoder_dir, bert_config.vocab_size), workdir / "cache")

@@ -120,9 +120,16 @@ def test_bad_requests_are_refused(trained, tmp_path):
     (busy / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
         export.export(trained, busy)
+    with pytest.raises(ConfigError, match="only an earlier export, and .*busy holds keep.txt"):
+        export.export(trained, busy, overwrite=True)
     assert (busy / "keep.txt").read_text() == "mine"
-    assert export.export(trained, busy, step="latest", overwrite=True) == 2
-    assert not (busy / "keep.txt").exists()
+    earlier = tmp_path / "earlier"
+    export.export(trained, earlier)
+    with pytest.raises(ConfigError, match="not empty"):
+        export.export(trained, earlier)
+    assert export.export(trained, earlier, step="latest", overwrite=True) == 2
+    assert json.loads((earlier / "jaxrec_heads.json").read_text())["checkpoint_step"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no leftovers
 
 
 def test_readme_pytorch_example_runs_without_jax(trained, tmp_path):

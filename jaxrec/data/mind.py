@@ -69,6 +69,7 @@ class MindSplit:
     news: dict[str, News]
     impressions: list[Impression]
     labelled: bool
+    unknown: tuple[str, ...] = ()  # IDs behaviors.tsv names but news.tsv lacks (empty news)
 
 
 def _lines(path: PathLike, role: str, report: ReadReport) -> Iterator[tuple[int, str]]:
@@ -390,13 +391,14 @@ def read_split(
     impressions = _read_behaviors(parser, skip_bad_rows, report)
     # Keys the parser added are not in news.tsv (some may come from skipped rows only).
     suspects = set(itertools.islice(ids, len(news), None))
+    unknown: list[str] = []
     if suspects:
         unknown = _find_unknown_news(suspects, impressions, behaviors_path, unknown_news, report)
         for news_id in unknown:
             news[news_id] = News(news_id, "", "", "", "")
         report.add("news.added_empty", len(unknown))
     labelled = bool(impressions) and impressions[0].labels is not None
-    return MindSplit(news=news, impressions=impressions, labelled=labelled)
+    return MindSplit(news=news, impressions=impressions, labelled=labelled, unknown=tuple(unknown))
 
 
 def _find_unknown_news(

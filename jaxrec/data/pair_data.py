@@ -10,7 +10,7 @@ import ml_collections
 from jaxrec.data import movielens
 from jaxrec.data.interactions import PairData, read_interactions_dir
 from jaxrec.data.report import ReadReport
-from jaxrec.errors import ConfigError
+from jaxrec.errors import ConfigError, DataError
 
 FORMATS = ("movielens100k", "movielens1m", "movielens_tfds", "interactions")
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -26,12 +26,27 @@ def load_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport | None = N
     and TFDS), ``dev_fraction`` (the share of train that becomes the validation split, unless
     the data brings its own), ``task``, ``rating_range``, ``user_columns`` and
     ``item_columns`` (interactions; MovieLens is always "rating"), ``skip_bad_rows``,
-    ``unknown_ids``. Missing fields take the readers' defaults.
+    ``unknown_ids``. Missing fields take the readers' defaults. A split left without
+    interactions is a DataError naming its file.
     """
     report = report if report is not None else ReadReport()
     data = read_pair_data(cfg, report)
     # A stream apart from the 1M/TFDS test split's, so the two draws are independent.
-    return with_dev_split(data, fraction=cfg.get("dev_fraction", 0.1), seed=[cfg.get("seed", 0), 1])
+    fraction, seed = cfg.get("dev_fraction", 0.1), [cfg.get("seed", 0), 1]
+    data = with_dev_split(data, fraction=fraction, seed=seed)
+    for role, split in (("train", data.train), ("dev", data.dev), ("test", data.test)):
+        if not len(split):
+            raise DataError(
+                f"no {role} interactions: the file is empty, holds only a header, or every "
+                "row was skipped"
+                + (
+                    f" (or data.dev_fraction={fraction:g} is too small)"
+                    if role == "dev" and data.dev.source == data.train.source
+                    else ""
+                ),
+                path=split.source,
+            )
+    return data
 
 
 def read_pair_data(cfg: ml_collections.ConfigDict, report: ReadReport) -> PairData:

@@ -45,12 +45,15 @@ def build_table(
     name: str = "text",
 ) -> TextTable:
     """Tokenizes each (first[, second]) text once, or loads the cached arrays for the same
-    inputs (the cache key covers the IDs, the texts, the tokenizer and the length)."""
+    inputs (the cache key covers the IDs, the texts, the tokenizer and the length).
+
+    A cache file that does not read back whole (a truncated or damaged zip fails its CRC-32
+    checks) or whose arrays do not have the table's shape is rebuilt, with a warning.
+    """
     key = _cache_key(ids, firsts, seconds, tokenizer.fingerprint, max_length)
     path = Path(cache_dir) / f"{name}-{key}.npz" if cache_dir else None
-    if path is not None and path.exists():
-        with np.load(path) as cached:
-            tokens = {k: cached[k] for k in cached.files}
+    tokens = _load_cache(path, len(ids) + 1, max_length) if path is not None else None
+    if tokens is not None:
         log.info("%s tokens from cache %s", name, path)
     else:
         pairs = None if seconds is None else ["", *seconds]
@@ -58,6 +61,24 @@ def build_table(
         if path is not None:
             _save_atomically(path, tokens)
     return TextTable(index={n: i + 1 for i, n in enumerate(ids)}, tokens=tokens)
+
+
+def _load_cache(path: Path, rows: int, max_length: int) -> dict[str, np.ndarray] | None:
+    """The cached token arrays, or None when there are none or they are damaged."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as cached:
+            tokens = {k: cached[k] for k in cached.files}
+    except Exception as e:  # zipfile, numpy and the OS raise many types for a damaged file
+        problem = f"{type(e).__name__}: {e}"
+    else:
+        shapes = {k: v.shape for k, v in tokens.items()}
+        if "input_ids" in tokens and all(s == (rows, max_length) for s in shapes.values()):
+            return tokens
+        problem = f"arrays {shapes}, expected {rows} rows of {max_length}"
+    log.warning("token cache %s is damaged (%s); rebuilding it", path, problem)
+    return None
 
 
 def build_text_table(
@@ -92,7 +113,10 @@ def _cache_key(ids, firsts, seconds, fingerprint: str, max_length: int) -> str:
 
 def _save_atomically(path: Path, tokens: dict[str, np.ndarray]) -> None:
     """Concurrent writers (one per process) each write a whole file and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **tokens)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, **tokens)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only or full disk: the tokens are still good for this run
+        log.warning("cannot write token cache %s (%s); continuing without it", path, e.strerror)

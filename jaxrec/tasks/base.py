@@ -134,7 +134,16 @@ class Task(abc.ABC):
     def baseline(self) -> dict[str, dict[str, float] | None]:
         """A simple baseline's metrics on the same rows: {"dev": ..., "test": ... or None}."""
 
+    def summary(self) -> dict[str, Any]:
+        """What else the run's metrics.json should say about the data (task-specific)."""
+        return {}
+
     # -- 8. Predict and 9. export --------------------------------------------------------------
+
+    @classmethod  # noqa: B027 (an optional hook: most tasks accept every request)
+    def check_request(cls, split: str | None, data_dir: str | None, leaderboard: bool) -> None:
+        """Refuses (ConfigError naming the flag) a prediction request the task cannot serve:
+        a split it does not have, another data folder, the MIND leaderboard's zip."""
 
     @abc.abstractmethod
     def predict(

@@ -22,9 +22,11 @@ import numpy as np
 from flax import nnx
 
 from jaxrec import flops, metrics, optim
-from jaxrec.data.news_data import NewsSplit, load_split
+from jaxrec.data.mind import BEHAVIORS_FILE
+from jaxrec.data.news_data import NewsSplit, load_split, split_folder
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.report import ReadReport
+from jaxrec.errors import DataError
 from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender
 from jaxrec.sharding import take_rows
@@ -127,6 +129,8 @@ class NewsTask(Task):
         c.integer("data.npratio", low=1)
         c.integer("data.news_bucket", low=1)
         c.choice("data.unknown_news", UNKNOWN_NEWS_POLICIES)
+        if c.get("data.max_unknown_news_share", None) is not None:  # older workdirs lack it
+            c.number("data.max_unknown_news_share", 0.0, 1.0)
         from jaxrec.data.news_data import SOURCES
 
         if c.choice("data.source", SOURCES) == "folder" or c.get("data.dir"):
@@ -143,6 +147,7 @@ class NewsTask(Task):
     def read(self) -> None:
         self.train, self.dev = (self._load(name) for name in ("train", "dev"))
         self.samples_per_epoch = count_train_samples(self.train.log)
+        check_one_batch(self.samples_per_epoch, self.config)
         log.info(
             "train: %d impressions, %d news; dev: %d impressions, %d news",
             len(self.train.log),
@@ -240,6 +245,11 @@ class NewsTask(Task):
     def baseline(self) -> dict[str, dict[str, float] | None]:
         return {"dev": popularity_baseline(self.train, self.dev), "test": None}
 
+    def summary(self) -> dict[str, Any]:
+        """The share of history and candidate slots whose news has no text, per split."""
+        shares = {"train": self.train.unknown_share, "dev": self.dev.unknown_share}
+        return {"unknown_news_share": shares}
+
     # -- 8. Predict and 9. export --------------------------------------------------------------
 
     def predict(self, graphdef, states, output: Path, *, split, data_dir, batch_size) -> int:
@@ -275,3 +285,14 @@ class NewsTask(Task):
             "history_len": c.data.history_len,
             "news_fields": list(c.data.news_fields),
         }
+
+
+def check_one_batch(samples: int, config: ml_collections.ConfigDict) -> None:
+    """Raises DataError, before any model is built, when training cannot fill one batch."""
+    batch = int(config.train.batch_size)
+    if samples < batch:
+        raise DataError(
+            f"{samples} training samples (one per click in an impression that also has a "
+            f"non-click), fewer than one batch (train.batch_size={batch})",
+            path=str(split_folder(config.data, "train") / BEHAVIORS_FILE),
+        )

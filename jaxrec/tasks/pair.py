@@ -29,7 +29,7 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.data.pair_data import load_pair_data
 from jaxrec.data.pipeline import pair_batches
 from jaxrec.data.text_table import TextTable, build_text_table
-from jaxrec.errors import CheckpointError, ConfigError
+from jaxrec.errors import CheckpointError, ConfigError, DataError
 from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
 from jaxrec.models.pair import PairRecommender
@@ -226,6 +226,13 @@ class PairTask(Task):
             for split in (data.train, data.dev, data.test)
         )
         self.samples_per_epoch = len(self.train)
+        batch = int(self.config.train.batch_size)
+        if len(self.train) < batch:  # before any model is built
+            raise DataError(
+                f"{len(self.train)} training pairs, fewer than one batch "
+                f"(train.batch_size={batch})",
+                path=data.train.source,
+            )
         log.info(
             "%s: %d train, %d dev (%s) and %d test pairs; %d users, %d items",
             data.task,
@@ -407,19 +414,25 @@ class PairTask(Task):
 
     # -- 8. Predict and 9. export --------------------------------------------------------------
 
+    @classmethod
+    def check_request(cls, split: str | None, data_dir: str | None, leaderboard: bool) -> None:
+        if split not in (None, "test"):
+            raise ConfigError(
+                f"--split={split}: a pair workdir predicts its config's test file (data.path), "
+                "it has no other split"
+            )
+        if data_dir is not None:
+            raise ConfigError(
+                "--data_dir is for news workdirs; a pair workdir reads the data its config names"
+            )
+        if leaderboard:
+            raise ConfigError("--zip: only news predictions go to the MIND leaderboard")
+
     def predict(self, graphdef, states, output: Path, *, split, data_dir, batch_size) -> int:
         """One line per interaction of the test file, in its order:
         `user_id<TAB>item_id<TAB>prediction`, the rating, the click probability, or
         `label:probability` pairs joined by commas."""
-        if split not in (None, "test"):
-            raise ConfigError(
-                f"--split={split}: pair tasks predict their test file only (omit --split)"
-            )
-        data_config = self.config.data
-        if data_dir is not None:
-            data_config = data_config.copy_and_resolve_references()
-            data_config.path = str(data_dir)
-        data = self._read_data(data_config)
+        data = self._read_data(self.config.data)
         test = pair_log(data.test, self.users, self.items, self.vocab.rows())
         infer = self._inference(graphdef)
         pred = infer.predict(states, self.users, self.items, test.arrays(), batch_size)
