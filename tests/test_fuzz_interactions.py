@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxrec.data.interactions import TARGET_COLUMNS, parse_number, read_interactions_dir
+from jaxrec.data.interactions import TARGET_COLUMNS, read_interactions_dir
+from jaxrec.data.pairs import parse_number
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import DataError
 from tests.fuzzing import (

@@ -187,7 +187,8 @@ def expected(
     counts["news.added_empty"] = len(unknown)
     for role, name in (("news", mind.NEWS_FILE), ("behaviors", mind.BEHAVIORS_FILE)):
         data = (folder / name).read_bytes()
-        counts[f"{role}.no_final_newline"] = int(bool(data) and not data.endswith(b"\n"))
+        last = data.removeprefix(b"\xef\xbb\xbf").rsplit(b"\n", 1)[-1]  # "" if it ends in \n
+        counts[f"{role}.no_final_newline"] = int(bool(last.decode("utf-8", "replace").strip()))
     labelled = bool(impressions) and impressions[0].labels is not None
     return mind.MindSplit(news, impressions, labelled), {k: v for k, v in counts.items() if v}
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from jaxrec.data import mind, movielens
-from jaxrec.data.interactions import parse_number, read_interactions_dir
+from jaxrec.data.interactions import read_interactions_dir
+from jaxrec.data.pairs import parse_number
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import ConfigError, DataError
 

@@ -343,9 +343,9 @@ def data_config(**fields) -> ml_collections.ConfigDict:
 def test_load_pair_data_reads_a_folder_and_reports(tmp_path: Path) -> None:
     write_dir(tmp_path, train=[*TRAIN, "u9,i1,3,1,,"])
     report = ReadReport()
-    cfg = data_config(path=str(tmp_path), task="click", unknown_ids="skip")
+    cfg = data_config(path=str(tmp_path), task="click", unknown_ids="skip", dev_fraction=0.3)
     data = load_pair_data(cfg, report)
-    assert data.task == "click" and len(data.train) == 3
+    assert data.task == "click" and (len(data.train), len(data.dev)) == (2, 1)
     assert report.as_dict() == {"train.unknown_user": 1}
 
 

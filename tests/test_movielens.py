@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from jaxrec.data import movielens
-from jaxrec.data.interactions import PairData, ReadReport
 from jaxrec.data.pair_data import load_pair_data
+from jaxrec.data.pairs import PairData, ReadReport
 from jaxrec.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,10 +1,8 @@
-"""User-item interactions for rating, click and multi-label tasks, and the generic folder reader.
+"""The generic interactions folder: a shop's or a site's log, for ratings, clicks or labels.
 
-Every reader for these tasks (this module's generic one, :mod:`jaxrec.data.movielens`) returns a
-:class:`PairData`: train and test interactions plus the text of every user and item.
-
-The generic folder holds four files, each CSV (a header row, read with the csv module) or JSON
-Lines, told apart by extension:
+It returns a :class:`~jaxrec.data.pairs.PairData`, as every pair reader does. The folder holds
+four files (five with its own validation split), each CSV (a header row, read with the csv
+module) or JSON Lines, told apart by extension:
 
     users.csv | users.jsonl   ``id`` plus free-text columns
     items.csv | items.jsonl   ``id`` plus free-text columns
@@ -25,246 +23,38 @@ line and field, unless ``skip_bad_rows=True``, in which case it is dropped and c
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
-import math
-import os
-import re
-from collections.abc import Callable, Container, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from jaxrec.data.lines import read_lines
+from jaxrec.data.pairs import (
+    TASKS,
+    InteractionsBuilder,
+    PairData,
+    PathLike,
+    RowPolicy,
+    Target,
+    check_rating_range,
+    is_new_id,
+    parse_click,
+    parse_id,
+    parse_labels,
+    parse_rating,
+)
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import ConfigError, DataError, excerpt
 
-TASKS = ("rating", "click", "multilabel")
-UNKNOWN_ID_POLICIES = ("error", "skip")
 TARGET_COLUMNS = {"rating": "rating", "click": "click", "multilabel": "labels"}
 TABLE_ROLES = ("users", "items")
 SPLIT_ROLES = ("train", "test")
 EXTENSIONS = (".csv", ".jsonl")
-LABEL_SEPARATOR = "|"
-
-_BOM = "\ufeff"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-# float() also takes "1_000", "nan" and digits of any script ("٤"); a data file means none.
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
 # Python's csv refuses longer fields by default (128 KiB), and after refusing one inside quotes
 # it resumes mid-record and reads the rest of that field as rows of its own.
 _CSV_FIELD_LIMIT = 2**31 - 1
-
-PathLike = str | os.PathLike[str]
-Target = float | tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: == on arrays has no single answer
-class Interactions:
-    """One split's interactions in file order."""
-
-    users: np.ndarray  # [n] str (dtype object) user IDs
-    items: np.ndarray  # [n] str item IDs
-    targets: np.ndarray  # [n] float32 (rating, or click 0/1) or [n, num_labels] float32 multi-hot
-    lines: np.ndarray  # [n] int64 1-based line numbers in the source file
-    source: str  # the file path
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class PairData:
-    """What every rating/click/multi-label reader returns."""
-
-    task: str  # one of TASKS
-    train: Interactions
-    test: Interactions
-    user_text: dict[str, str]  # user ID -> text fed to the encoder
-    item_text: dict[str, str]  # item ID -> text
-    rating_range: tuple[float, float] | None  # (1.0, 5.0) for MovieLens; None unless "rating"
-    label_names: tuple[str, ...]  # multilabel only, else ()
-    dev: Interactions | None = None  # the validation split, when the data brings one
-
-
-@dataclasses.dataclass
-class RowPolicy:
-    """What a reader does with a bad row or an unknown ID: raise DataError, or drop and count it.
-
-    The two are separate switches: ``skip_bad_rows`` covers rows that break the format,
-    ``unknown_ids`` rows that are well formed but name a user or item the tables lack.
-    """
-
-    skip_bad_rows: bool = False
-    unknown_ids: str = "error"
-    report: ReadReport = dataclasses.field(default_factory=ReadReport)
-
-    def __post_init__(self) -> None:
-        if self.unknown_ids not in UNKNOWN_ID_POLICIES:
-            raise ConfigError(
-                f"unknown_ids must be one of {UNKNOWN_ID_POLICIES}, got {self.unknown_ids!r}"
-            )
-
-    def reject(self, err: DataError, reason: str) -> None:
-        """Raises ``err``, or with ``skip_bad_rows`` counts it under ``reason``."""
-        if not self.skip_bad_rows:
-            raise err
-        self.report.skip(reason, example=str(err))
-
-    def unknown(self, err: DataError, reason: str) -> None:
-        """Raises ``err``, or with ``unknown_ids="skip"`` counts it under ``reason``."""
-        if self.unknown_ids == "error":
-            raise err
-        self.report.skip(reason, example=str(err))
-
-
-def is_new_id(
-    table: Container[str],
-    key: str,
-    *,
-    path: PathLike,
-    line: int,
-    role: str,
-    policy: RowPolicy,
-    field: str = "id",
-) -> bool:
-    """False for an ID already in a user or item table: an error, or a counted skip (first wins)."""
-    if key not in table:
-        return True
-    err = DataError(f"duplicate ID {excerpt(key)}", path=str(path), line=line, field=field)
-    policy.reject(err, f"{role}.duplicate_id")
-    return False
-
-
-class InteractionsBuilder:
-    """Collects one split's rows in file order, dropping or refusing unknown users and items."""
-
-    def __init__(
-        self,
-        path: PathLike,
-        role: str,
-        tables: tuple[Container[str], Container[str]],
-        table_files: tuple[str, str],
-        policy: RowPolicy,
-    ) -> None:
-        self.path, self.role, self.policy = str(path), role, policy
-        self.known_users, self.known_items = tables
-        self.table_files = table_files
-        self.users: list[str] = []
-        self.items: list[str] = []
-        self.targets: list[Target] = []
-        self.lines: list[int] = []
-
-    def add(self, line: int, user: str, item: str, target: Target) -> None:
-        for kind, value, known, table_file in (
-            ("user", user, self.known_users, self.table_files[0]),
-            ("item", item, self.known_items, self.table_files[1]),
-        ):
-            if value not in known:
-                message = f"{kind} ID {excerpt(value)} is not in {table_file}"
-                err = DataError(message, path=self.path, line=line, field=f"{kind}_id")
-                self.policy.unknown(err, f"{self.role}.unknown_{kind}")
-                return
-        self.users.append(user)
-        self.items.append(item)
-        self.targets.append(target)
-        self.lines.append(line)
-
-    def build(self, label_names: Sequence[str] | None = None) -> Interactions:
-        """The rows as arrays; with ``label_names`` the targets become multi-hot rows."""
-        if label_names is None:
-            targets = np.asarray(self.targets, dtype=np.float32)
-        else:
-            column = {name: i for i, name in enumerate(label_names)}
-            targets = np.zeros((len(self.targets), len(label_names)), np.float32)
-            for row, labels in enumerate(self.targets):
-                targets[row, [column[name] for name in labels]] = 1.0
-        return Interactions(
-            users=_object_array(self.users),
-            items=_object_array(self.items),
-            targets=targets,
-            lines=np.asarray(self.lines, dtype=np.int64),
-            source=self.path,
-        )
-
-
-def _object_array(values: list[str]) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
-
-
-# -- Field parsers, shared with the MovieLens readers. ------------------------------------------
-
-
-def parse_id(value: Any, *, path: PathLike, line: int, field: str) -> str:
-    """An ID as text: a non-blank string, or an integer (JSON IDs are often numbers)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str):
-        raise DataError(
-            f"ID must be a string, got {excerpt(value)}", path=str(path), line=line, field=field
-        )
-    if not value.strip():
-        raise DataError(f"empty {field}", path=str(path), line=line, field=field)
-    return value
-
-
-def parse_number(value: Any, *, path: PathLike, line: int, field: str) -> float:
-    """A finite number from a JSON number or its text (a plain decimal); booleans are refused."""
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        with contextlib.suppress(OverflowError):  # a JSON integer too large for a float
-            number = float(value)
-    elif isinstance(value, str) and _DECIMAL.fullmatch(value.strip(" \t")):
-        number = float(value)
-    if number is None or not math.isfinite(number):
-        message = f"expected a finite number, got {excerpt(value)}"
-        raise DataError(message, path=str(path), line=line, field=field)
-    return number
-
-
-def parse_rating(
-    value: Any, rating_range: tuple[float, float], *, path: PathLike, line: int, field: str
-) -> float:
-    rating = parse_number(value, path=path, line=line, field=field)
-    low, high = rating_range
-    if not low <= rating <= high:
-        message = f"rating {rating:g} is outside the range [{low:g}, {high:g}]"
-        raise DataError(message, path=str(path), line=line, field=field)
-    return rating
-
-
-def parse_click(value: Any, *, path: PathLike, line: int, field: str) -> float:
-    if isinstance(value, bool):  # JSON true/false reads naturally as a click
-        return float(value)
-    click = parse_number(value, path=path, line=line, field=field)
-    if click not in (0.0, 1.0):
-        message = f"click must be 0 or 1, got {excerpt(value)}"
-        raise DataError(message, path=str(path), line=line, field=field)
-    return click
-
-
-def parse_labels(value: Any, *, path: PathLike, line: int, field: str) -> tuple[str, ...]:
-    """Label names from ``"a|b"`` (CSV) or ``["a", "b"]`` (JSONL); empty means no label."""
-    if isinstance(value, str):
-        names = value.split(LABEL_SEPARATOR)
-    elif isinstance(value, list) and all(isinstance(name, str) for name in value):
-        names = value
-    else:
-        message = f"labels must be {LABEL_SEPARATOR!r}-separated text or a list of strings"
-        raise DataError(message, path=str(path), line=line, field=field)
-    return tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
-
-
-def check_rating_range(rating_range: tuple[float, float]) -> tuple[float, float]:
-    low, high = (float(x) for x in rating_range)
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise ConfigError(f"rating_range must be two finite numbers, low < high: {rating_range}")
-    return low, high
-
 
 # -- Reading CSV and JSON Lines. ----------------------------------------------------------------
 
@@ -281,7 +71,7 @@ def iter_rows(
     UTF-8 and broken CSV quoting are errors whatever the policy. Once the file is read, its
     rows (kept or not, blank lines aside) are counted under ``role``.
     """
-    lines = _utf8_lines(path, role, policy.report)
+    lines = read_lines(path, role, policy.report, keep_ending=True)
     rows = _csv_rows if path.suffix == ".csv" else _jsonl_rows
     counter = _RowCounter()
     yield from rows(path, lines, role, required, policy, counter)
@@ -293,38 +83,7 @@ class _RowCounter:
     n: int = 0
 
 
-def _utf8_lines(path: Path, role: str, report: ReadReport) -> Iterator[str]:
-    """Each line of ``path`` with its line ending, decoded alone so that an error names it.
-
-    Encoding errors are never skipped as bad rows: they mean the file is in another encoding,
-    which would lose every row with a non-ASCII character. A last line without a line ending
-    (how a truncated file ends) is read, and noted as ``<role>.no_final_newline``.
-    """
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    if number == 1 and raw.startswith(_UTF16_BOMS):
-                        message = "file is UTF-16 (it starts with a UTF-16 byte order mark); "
-                        message += "expected UTF-8"
-                    else:
-                        message = f"invalid UTF-8 at byte {err.start + 1} of the line: {err.reason}"
-                    raise DataError(message, path=str(path), line=number) from None
-                if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark
-                    message = "NUL character (is the file UTF-16?)"
-                    raise DataError(message, path=str(path), line=number)
-                if not text.endswith("\n") and text.strip():
-                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
-                yield text[1:] if number == 1 and text.startswith(_BOM) else text
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(path)) from None
-    except OSError as err:
-        raise DataError(f"cannot read file: {err.strerror}", path=str(path)) from None
-
-
-_CR_STAND_IN = "\x00"  # never in a line that reaches the CSV reader: _utf8_lines refuses NUL
+_CR_STAND_IN = "\x00"  # never in a line that reaches the CSV reader: read_lines refuses NUL
 
 
 class _CarriageReturns:
@@ -335,11 +94,11 @@ class _CarriageReturns:
     split on ``\\n`` only, so the ``\\r`` is text, and is put back after parsing.
     """
 
-    def __init__(self, lines: Iterator[str]) -> None:
+    def __init__(self, lines: Iterator[tuple[int, str]]) -> None:
         self.lines, self.seen = lines, False
 
     def __iter__(self) -> Iterator[str]:
-        for text in self.lines:
+        for _, text in self.lines:
             body = text.removesuffix("\n").removesuffix("\r")
             if "\r" in body:
                 self.seen = True
@@ -349,7 +108,7 @@ class _CarriageReturns:
 
 def _csv_rows(
     path: Path,
-    lines: Iterator[str],
+    lines: Iterator[tuple[int, str]],
     role: str,
     required: Sequence[str],
     policy: RowPolicy,
@@ -442,13 +201,13 @@ def _parse_json(text: str) -> Any:
 
 def _jsonl_rows(
     path: Path,
-    lines: Iterator[str],
+    lines: Iterator[tuple[int, str]],
     role: str,
     required: Sequence[str],
     policy: RowPolicy,
     counter: _RowCounter,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, text in enumerate(lines, start=1):
+    for number, text in lines:
         if not text.strip():
             continue
         counter.n += 1

@@ -17,9 +17,9 @@ import dataclasses
 import datetime
 import itertools
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
+from jaxrec.data.lines import read_lines
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import ConfigError, DataError, excerpt
 
@@ -30,8 +30,6 @@ NEWS_COLUMNS = ("news_id", "category", "subcategory", "title", "abstract", "url"
 BEHAVIORS_COLUMNS = ("impression_id", "user_id", "time", "history", "impressions")
 UNKNOWN_NEWS_POLICIES = ("empty", "error")
 
-_BOM = "\ufeff"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _LABEL_SUFFIXES = ("-0", "-1")
 _LABEL_VALUES = {"0": 0, "1": 1}
 
@@ -72,47 +70,6 @@ class MindSplit:
     unknown: tuple[str, ...] = ()  # IDs behaviors.tsv names but news.tsv lacks (empty news)
 
 
-def _lines(path: PathLike, role: str, report: ReadReport) -> Iterator[tuple[int, str]]:
-    """Yields (1-based line number, text without its line ending) for each line of ``path``.
-
-    Reads bytes and decodes each line on its own: bytes iteration splits on ``\\n`` only (text
-    mode with newline="" would also split on a lone ``\\r``), and a decoding error can then be
-    pinned to its exact line. Encoding errors are never skipped as bad rows: they mean the
-    file is in another encoding, which would lose every row with a non-ASCII character. A last
-    line without a line ending is read, and noted (``<role>.no_final_newline``): it is how a
-    truncated file ends.
-    """
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                text = _decode(raw, path, number)
-                if not text:  # a file that is only a byte order mark has no lines
-                    continue
-                if text.endswith("\n"):
-                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
-                else:
-                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
-                yield number, text
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(path)) from None
-    except OSError as err:
-        raise DataError(f"cannot read file: {err.strerror}", path=str(path)) from None
-
-
-def _decode(raw: bytes, path: PathLike, number: int) -> str:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        if number == 1 and raw.startswith(_UTF16_BOMS):
-            message = "file is UTF-16 (it starts with a UTF-16 byte order mark); expected UTF-8"
-        else:
-            message = f"invalid UTF-8 at byte {err.start + 1} of the line: {err.reason}"
-        raise DataError(message, path=str(path), line=number) from None
-    if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark has many
-        raise DataError("NUL character (is the file UTF-16?)", path=str(path), line=number)
-    return text[1:] if number == 1 and text.startswith(_BOM) else text
-
-
 def _split_row(text: str, n_columns: int, path: PathLike, number: int) -> list[str]:
     fields = text.split("\t")
     if len(fields) != n_columns:
@@ -142,7 +99,7 @@ def read_news(
     report = report if report is not None else ReadReport()
     news: dict[str, News] = {}
     number = 0
-    for number, text in _lines(path, "news", report):
+    for number, text in read_lines(path, "news", report):
         try:
             item = _parse_news(text, path, number)
         except DataError as err:
@@ -190,7 +147,7 @@ def _read_behaviors(
     impressions: list[Impression] = []
     seen_ids: set[str] = set()
     number = 0
-    for number, text in _lines(path, "behaviors", report):
+    for number, text in read_lines(path, "behaviors", report):
         try:
             impression = parser.parse(text, number)
         except DataError as err:

@@ -1,6 +1,6 @@
 """Readers for MovieLens 100K and 1M as GroupLens distributes them, and for TFDS's copy of 100K.
 
-Each returns a :class:`~jaxrec.data.interactions.PairData` for the rating task (range 1-5), with
+Each returns a :class:`~jaxrec.data.pairs.PairData` for the rating task (range 1-5), with
 text for the encoder built from the demographic and movie fields:
 
     user: "age 24, gender M, occupation technician"       (1M: "age 25-34, ...")
@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from jaxrec.data.interactions import (
+from jaxrec.data.lines import read_lines
+from jaxrec.data.pairs import (
     Interactions,
     InteractionsBuilder,
     PairData,
@@ -62,43 +63,6 @@ OCCUPATIONS_1M = (
 _OCCUPATION_CODES = {str(code): name for code, name in enumerate(OCCUPATIONS_1M)}
 TFDS_NAME = "movielens/100k-ratings"
 GENDERS = ("M", "F")
-_UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-def _text_lines(
-    path: Path, role: str | None = None, report: ReadReport | None = None
-) -> Iterator[tuple[int, str]]:
-    """(1-based line, text without its line ending): UTF-8 where the line is valid UTF-8, else
-    Latin-1 (which decodes any byte). A last line without a line ending (how a truncated file
-    ends) is read, and noted in ``report`` as ``<role>.no_final_newline``."""
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if number == 1:
-                    if raw.startswith(_UTF16_BOMS):
-                        message = "file is UTF-16 (it starts with a UTF-16 byte order mark); "
-                        message += "expected Latin-1 or UTF-8"
-                        raise DataError(message, path=str(path), line=1)
-                    raw = raw.removeprefix(_UTF8_BOM)  # also before a line read as Latin-1
-                    if not raw:  # a file that is only a byte order mark has no lines
-                        continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    text = raw.decode("latin-1")
-                if "\x00" in text:  # never in text: a UTF-16 file without a byte order mark
-                    message = "NUL character (is the file UTF-16?)"
-                    raise DataError(message, path=str(path), line=number)
-                if text.endswith("\n"):
-                    text = text[:-2] if text.endswith("\r\n") else text[:-1]
-                elif report is not None:
-                    report.add(f"{role}.no_final_newline", example=f"{path}:{number}")
-                yield number, text
-    except FileNotFoundError:
-        raise DataError("file not found", path=str(path)) from None
-    except OSError as err:
-        raise DataError(f"cannot read file: {err.strerror}", path=str(path)) from None
 
 
 def _rows(
@@ -110,7 +74,7 @@ def _rows(
     Once the file is read, its lines are counted under ``role`` in the report.
     """
     number = 0
-    for number, text in _text_lines(path, role, policy.report):
+    for number, text in read_lines(path, role, policy.report, fallback="latin-1"):
         fields = text.split(separator)
         if len(fields) != n_fields:
             message = (
@@ -238,7 +202,7 @@ def _read_genres(path: Path) -> tuple[str, ...]:
     if not path.exists():
         return GENRES_100K
     names: list[str] = []
-    for number, text in _text_lines(path):
+    for number, text in read_lines(path, "genres", fallback="latin-1"):
         if not text.strip():
             continue
         name, _, index = text.rpartition("|")

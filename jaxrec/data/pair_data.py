@@ -8,7 +8,8 @@ from pathlib import Path
 import ml_collections
 
 from jaxrec.data import movielens
-from jaxrec.data.interactions import PairData, read_interactions_dir
+from jaxrec.data.interactions import read_interactions_dir
+from jaxrec.data.pairs import PairData
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import ConfigError, DataError
 

@@ -25,8 +25,8 @@ import optax
 from flax import nnx
 
 from jaxrec import flops, optim, pair_metrics
-from jaxrec.data.interactions import Interactions
 from jaxrec.data.pair_data import load_pair_data
+from jaxrec.data.pairs import Interactions
 from jaxrec.data.pipeline import pair_batches
 from jaxrec.data.text_table import TextTable, build_text_table
 from jaxrec.errors import CheckpointError, ConfigError, DataError
@@ -149,10 +149,10 @@ class PairTask(Task):
 
     @staticmethod
     def check_config(c, encoder: BertConfig) -> None:
-        from jaxrec.data.interactions import TASKS as PAIR_TASKS
-        from jaxrec.data.interactions import UNKNOWN_ID_POLICIES
         from jaxrec.data.movielens import SPLITS_100K
         from jaxrec.data.pair_data import BUNDLED, FORMATS
+        from jaxrec.data.pairs import TASKS as PAIR_TASKS
+        from jaxrec.data.pairs import UNKNOWN_ID_POLICIES
         from jaxrec.models.lora import TARGETS
         from jaxrec.models.pair import ARCHITECTURES, HEADS, POOLINGS
 
