@@ -213,6 +213,30 @@ def test_unknown_news_become_empty_news_and_are_counted(tmp_path: Path) -> None:
     assert split.impressions[0].history == ("N1", "N404", "N405")
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 3, 10])
+def test_a_split_read_in_parts_reads_and_counts_as_a_whole(tmp_path: Path, chunk: int) -> None:
+    behaviors = [
+        "1\tU1\t11/11/2019 9:05:07 AM\tN1 N404 N405\tN3-1 N406-0",
+        "2\tU1\t11/11/2019 9:05:08 AM\tN1 N404 N405\tN406-0 N1-1",
+        "3\tU2\t11/11/2019 9:05:09 AM\tN404\tN2-0",
+        "4\tU3\t11/11/2019 9:05:10 AM\t\tN2-1 N406-0",
+    ]
+    root = write_split(tmp_path, NEWS_ROWS, behaviors)
+    whole_report, report = ReadReport(), ReadReport()
+    whole = mind.read_split(root, report=whole_report)
+    news, parts = mind.iter_split(root, chunk=chunk, report=report)
+    parts = list(parts)
+    assert [len(p) for p in parts] == [min(chunk, 4 - i) for i in range(0, 4, chunk)]
+    assert [imp for part in parts for imp in part] == whole.impressions
+    assert set(news) == {"N1", "N2", "N3"}  # unknown news are left to the table's empty row
+    counts = whole_report.as_dict()
+    del counts["news.added_empty"]
+    assert report.as_dict() == counts == {"history.unknown_news": 5, "candidates.unknown_news": 3}
+    _, parts = mind.iter_split(root, chunk=chunk, unknown_news="error")
+    with pytest.raises(DataError, match="'N404' is not in news.tsv"):
+        list(parts)
+
+
 @pytest.mark.parametrize(
     ("history", "impressions", "field", "missing"),
     [("N1 N404", "N2-1", "history", "N404"), ("N1", "N2-1 N405-0", "impressions", "N405")],

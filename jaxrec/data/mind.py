@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import itertools
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from jaxrec.data.lines import read_lines
@@ -143,8 +144,13 @@ def read_behaviors(
 def _read_behaviors(
     parser: _BehaviorsParser, skip_bad_rows: bool, report: ReadReport
 ) -> list[Impression]:
+    return list(_behaviors(parser, skip_bad_rows, report))
+
+
+def _behaviors(
+    parser: _BehaviorsParser, skip_bad_rows: bool, report: ReadReport
+) -> Iterator[Impression]:
     path = parser.path
-    impressions: list[Impression] = []
     seen_ids: set[str] = set()
     number = 0
     for number, text in read_lines(path, "behaviors", report):
@@ -159,9 +165,8 @@ def _read_behaviors(
             _skip_or_raise(err, skip_bad_rows, report, "behaviors.duplicate_id")
             continue
         seen_ids.add(impression.impression_id)
-        impressions.append(impression)
+        yield impression
     report.read("behaviors", number, path)
-    return impressions
 
 
 class _BehaviorsParser:
@@ -187,6 +192,10 @@ class _BehaviorsParser:
         self._histories: dict[str, tuple[str, ...]] = {}
         self._dates: dict[str, datetime.date] = {}
         self._clocks: dict[str, datetime.time] = {}
+
+    def forget_histories(self) -> None:
+        """Drops the shared history tuples (the next rows parse their histories afresh)."""
+        self._histories.clear()
 
     def error(self, message: str, number: int, field: str | None = None) -> DataError:
         return DataError(message, path=self.path, line=number, field=field)
@@ -358,9 +367,48 @@ def read_split(
     return MindSplit(news=news, impressions=impressions, labelled=labelled, unknown=tuple(unknown))
 
 
+def iter_split(
+    split_dir: PathLike,
+    *,
+    chunk: int,
+    skip_bad_rows: bool = False,
+    unknown_news: str = "empty",
+    report: ReadReport | None = None,
+) -> tuple[dict[str, News], Iterator[list[Impression]]]:
+    """``split_dir``'s news (read whole) and its impressions, `chunk` at a time, in file order.
+
+    What `read_split` does for a split held in memory, for one too large to hold: the same
+    checks, and unknown news IDs counted per reference as each part is read (with
+    ``unknown_news="error"`` the first raises). Unknown news are not added to the news table:
+    a table looks them up as its empty row. Memory stays bounded by a part, whatever the file.
+    """
+    if unknown_news not in UNKNOWN_NEWS_POLICIES:
+        raise ConfigError(
+            f"unknown_news must be one of {UNKNOWN_NEWS_POLICIES}, got {unknown_news!r}"
+        )
+    report = report if report is not None else ReadReport()
+    split_dir = Path(split_dir)
+    news = read_news(split_dir / NEWS_FILE, skip_bad_rows=skip_bad_rows, report=report)
+    behaviors_path = split_dir / BEHAVIORS_FILE
+    ids = {news_id: news_id for news_id in news}
+    parser = _BehaviorsParser(behaviors_path, ids)
+
+    def parts() -> Iterator[list[Impression]]:
+        suspects: set[str] = set()
+        rows = _behaviors(parser, skip_bad_rows, report)
+        while part := list(itertools.islice(rows, chunk)):
+            suspects.update(itertools.islice(ids, len(news) + len(suspects), None))
+            if suspects:
+                _find_unknown_news(suspects, part, behaviors_path, unknown_news, report)
+            parser.forget_histories()  # shared within a part; across parts they would pile up
+            yield part
+
+    return news, parts()
+
+
 def _find_unknown_news(
     suspects: set[str],
-    impressions: list[Impression],
+    impressions: Sequence[Impression],
     behaviors_path: Path,
     unknown_news: str,
     report: ReadReport,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import ml_collections
@@ -62,6 +63,52 @@ def load_split(
         cache_dir=cache_dir,
     )
     return NewsSplit(split, table, click_log(split.impressions, table, data.history_len), shares)
+
+
+def stream_split(
+    data: ml_collections.ConfigDict,
+    name: str,
+    tokenizer: TextTokenizer,
+    *,
+    cache_dir: str | Path,
+    report: mind.ReadReport,
+    data_dir: str | Path | None = None,
+    chunk: int,
+) -> tuple[NewsTable, Iterator[tuple[list[mind.Impression], ClickLog]]]:
+    """A split to predict, too large to hold: its news table (every news item tokenized once),
+    and its impressions `chunk` at a time with their click logs, in file order.
+
+    Every impression is kept (prediction scores them all; no label checks). Unknown news
+    share the empty row and are counted in `report`.
+    """
+    folder = split_folder(data, name, data_dir)
+    news, parts = mind.iter_split(
+        folder,
+        chunk=chunk,
+        skip_bad_rows=data.skip_bad_rows,
+        unknown_news=data.unknown_news,
+        report=report,
+    )
+    if not news:
+        raise DataError("no news: the file is empty or every row was skipped", path=str(folder))
+    table = build_news_table(
+        news,
+        tokenizer,
+        max_length=data.title_len,
+        fields=tuple(data.news_fields),
+        cache_dir=cache_dir,
+    )
+
+    def logs() -> Iterator[tuple[list[mind.Impression], ClickLog]]:
+        empty = True
+        for part in parts:
+            empty = False
+            yield part, click_log(part, table, data.history_len)
+        if empty:
+            message = "no impressions: the file is empty or every row was skipped"
+            raise DataError(message, path=str(folder / mind.BEHAVIORS_FILE))
+
+    return table, logs()
 
 
 def check_labels(

@@ -23,7 +23,7 @@ from flax import nnx
 
 from jaxrec import flops, metrics, optim
 from jaxrec.data.mind import BEHAVIORS_FILE
-from jaxrec.data.news_data import NewsSplit, load_split, split_folder
+from jaxrec.data.news_data import NewsSplit, load_split, split_folder, stream_split
 from jaxrec.data.pipeline import count_train_samples, train_batches
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import DataError
@@ -258,19 +258,23 @@ class NewsTask(Task):
 
         Lines are written as each chunk of impressions is scored, never gathered first.
         """
-        data = self._load(split or "dev", data_dir)
-        self.env.report.log(log)
-        fns = infer.NewsInference(graphdef, self.env.feed)
-        parts = infer.split_scores(
-            fns, states, data.table, infer.chunks(data.log, infer.CHUNK), batch_size
+        table, parts = stream_split(
+            self.config.data,
+            split or "dev",
+            self.env.tokenizer,
+            cache_dir=self.env.cache_dir,
+            report=self.env.report,
+            data_dir=data_dir,
+            chunk=infer.CHUNK,
         )
-        ids = (imp.impression_id for imp in data.split.impressions)
+        fns = infer.NewsInference(graphdef, self.env.feed)
         tmp, n = Path(f"{output}.tmp"), 0
         with open(tmp, "w", encoding="utf-8") as f:
-            for _, scores in parts:
-                for s in scores:
-                    f.write(f"{next(ids)} [{','.join(map(str, ranks(s)))}]\n")
+            for imps, scores in infer.split_scores(fns, states, table, parts, batch_size):
+                for imp, s in zip(imps, scores, strict=True):
+                    f.write(f"{imp.impression_id} [{','.join(map(str, ranks(s)))}]\n")
                 n += len(scores)
+        self.env.report.log(log)
         os.replace(tmp, output)
         return n
 

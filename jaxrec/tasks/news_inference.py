@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import jax
 import numpy as np
@@ -151,19 +152,20 @@ def split_scores(
     fns: NewsInference,
     states,
     table: NewsTable,
-    logs: Iterable[ClickLog],
+    parts: Iterable[tuple[Any, ClickLog]],
     batch_size: int,
     cache: LowerCache | None = None,
-) -> Iterator[tuple[ClickLog, list[np.ndarray]]]:
-    """(part, its impressions' scores) for each part of a split, in order.
+) -> Iterator[tuple[Any, list[np.ndarray]]]:
+    """(tag, its impressions' scores) for each (tag, part) of a split, in order.
 
     Every news item of the table is encoded once, then each distinct history once; only one
-    part's scores are held at a time.
+    part's scores are held at a time. A tag rides along with its part (its labels, its
+    impression IDs).
     """
     news_vecs = news_vectors(fns, states, table, batch_size, cache)
     users = UserVectors(fns, states, news_vecs, batch_size)
-    for log in logs:
-        yield log, impression_scores(users(log), news_vecs, log)
+    for tag, log in parts:
+        yield tag, impression_scores(users(log), news_vecs, log)
 
 
 def score_split(
@@ -175,7 +177,7 @@ def score_split(
     cache: LowerCache | None = None,
 ) -> list[np.ndarray]:
     """Scores of every impression of a split (news and users each encoded once)."""
-    parts = split_scores(fns, states, table, [log], batch_size, cache)
+    parts = split_scores(fns, states, table, [(None, log)], batch_size, cache)
     return [s for _, scores in parts for s in scores]
 
 
@@ -189,7 +191,8 @@ def evaluate_split(
     chunk: int = CHUNK,
 ) -> dict[str, float]:
     """MIND's metrics over a labelled split, scored `chunk` impressions at a time."""
-    parts = split_scores(fns, states, table, chunks(log, chunk), batch_size, cache)
+    parts = ((part.labels, part) for part in chunks(log, chunk))
     return metrics.average_rows(
-        metrics.impression_rows(scores, part.labels) for part, scores in parts
+        metrics.impression_rows(scores, labels)
+        for labels, scores in split_scores(fns, states, table, parts, batch_size, cache)
     )
