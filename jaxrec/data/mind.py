@@ -138,13 +138,7 @@ def read_behaviors(
     ``skip_bad_rows`` the first row wins.
     """
     report = report if report is not None else ReadReport()
-    return _read_behaviors(_BehaviorsParser(path), skip_bad_rows, report)
-
-
-def _read_behaviors(
-    parser: _BehaviorsParser, skip_bad_rows: bool, report: ReadReport
-) -> list[Impression]:
-    return list(_behaviors(parser, skip_bad_rows, report))
+    return list(_behaviors(_BehaviorsParser(path), skip_bad_rows, report))
 
 
 def _behaviors(
@@ -344,25 +338,16 @@ def read_split(
     distinct one is added to ``news`` as a News with empty text (counted as
     ``news.added_empty``), with ``unknown_news="error"`` the first raises DataError.
     """
-    if unknown_news not in UNKNOWN_NEWS_POLICIES:
-        raise ConfigError(
-            f"unknown_news must be one of {UNKNOWN_NEWS_POLICIES}, got {unknown_news!r}"
-        )
     report = report if report is not None else ReadReport()
-    split_dir = Path(split_dir)
-    news = read_news(split_dir / NEWS_FILE, skip_bad_rows=skip_bad_rows, report=report)
-    behaviors_path = split_dir / BEHAVIORS_FILE
-    ids = {news_id: news_id for news_id in news}
-    parser = _BehaviorsParser(behaviors_path, ids)
-    impressions = _read_behaviors(parser, skip_bad_rows, report)
-    # Keys the parser added are not in news.tsv (some may come from skipped rows only).
-    suspects = set(itertools.islice(ids, len(news), None))
-    unknown: list[str] = []
-    if suspects:
-        unknown = _find_unknown_news(suspects, impressions, behaviors_path, unknown_news, report)
-        for news_id in unknown:
-            news[news_id] = News(news_id, "", "", "", "")
-        report.add("news.added_empty", len(unknown))
+    news, parts = _split_parts(split_dir, None, skip_bad_rows, unknown_news, report)
+    impressions: list[Impression] = []
+    unknown: dict[str, None] = {}
+    for part, missing in parts:
+        impressions += part
+        unknown.update(dict.fromkeys(missing))
+    for news_id in unknown:
+        news[news_id] = News(news_id, "", "", "", "")
+    report.add("news.added_empty", len(unknown))
     labelled = bool(impressions) and impressions[0].labels is not None
     return MindSplit(news=news, impressions=impressions, labelled=labelled, unknown=tuple(unknown))
 
@@ -382,26 +367,39 @@ def iter_split(
     ``unknown_news="error"`` the first raises). Unknown news are not added to the news table:
     a table looks them up as its empty row. Memory stays bounded by a part, whatever the file.
     """
+    report = report if report is not None else ReadReport()
+    news, parts = _split_parts(split_dir, chunk, skip_bad_rows, unknown_news, report)
+    return news, (part for part, _ in parts)
+
+
+def _split_parts(
+    split_dir: PathLike, chunk: int | None, skip_bad_rows: bool, unknown_news: str, report
+) -> tuple[dict[str, News], Iterator[tuple[list[Impression], list[str]]]]:
+    """news.tsv read whole, and behaviors.tsv in parts of `chunk` impressions (None: one),
+    each with the unknown news IDs it names (counted per reference, or an error)."""
     if unknown_news not in UNKNOWN_NEWS_POLICIES:
         raise ConfigError(
             f"unknown_news must be one of {UNKNOWN_NEWS_POLICIES}, got {unknown_news!r}"
         )
-    report = report if report is not None else ReadReport()
     split_dir = Path(split_dir)
     news = read_news(split_dir / NEWS_FILE, skip_bad_rows=skip_bad_rows, report=report)
     behaviors_path = split_dir / BEHAVIORS_FILE
+    # Pre-filled with news.tsv's IDs: any key the parser adds is an ID news.tsv lacks (some
+    # may come from skipped rows only, so each part is searched for the ones it names).
     ids = {news_id: news_id for news_id in news}
     parser = _BehaviorsParser(behaviors_path, ids)
 
-    def parts() -> Iterator[list[Impression]]:
+    def parts() -> Iterator[tuple[list[Impression], list[str]]]:
         suspects: set[str] = set()
         rows = _behaviors(parser, skip_bad_rows, report)
         while part := list(itertools.islice(rows, chunk)):
             suspects.update(itertools.islice(ids, len(news) + len(suspects), None))
+            missing = []
             if suspects:
-                _find_unknown_news(suspects, part, behaviors_path, unknown_news, report)
-            parser.forget_histories()  # shared within a part; across parts they would pile up
-            yield part
+                missing = _find_unknown_news(suspects, part, behaviors_path, unknown_news, report)
+            if chunk is not None:
+                parser.forget_histories()  # shared within a part; across parts they pile up
+            yield part, missing
 
     return news, parts()
 

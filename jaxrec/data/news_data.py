@@ -55,13 +55,7 @@ def load_split(
     check_not_empty(split, folder)
     shares = unknown_shares(split)
     check_unknown_shares(shares, split, folder, data.get("max_unknown_news_share", 1.0))
-    table = build_news_table(
-        split.news,
-        tokenizer,
-        max_length=data.title_len,
-        fields=tuple(data.news_fields),
-        cache_dir=cache_dir,
-    )
+    table = _news_table(data, split.news, tokenizer, cache_dir)
     return NewsSplit(split, table, click_log(split.impressions, table, data.history_len), shares)
 
 
@@ -91,13 +85,7 @@ def stream_split(
     )
     if not news:
         raise DataError("no news: the file is empty or every row was skipped", path=str(folder))
-    table = build_news_table(
-        news,
-        tokenizer,
-        max_length=data.title_len,
-        fields=tuple(data.news_fields),
-        cache_dir=cache_dir,
-    )
+    table = _news_table(data, news, tokenizer, cache_dir)
 
     def logs() -> Iterator[tuple[list[mind.Impression], ClickLog]]:
         empty = True
@@ -109,6 +97,17 @@ def stream_split(
             raise DataError(message, path=str(folder / mind.BEHAVIORS_FILE))
 
     return table, logs()
+
+
+def _news_table(data, news: dict[str, mind.News], tokenizer, cache_dir) -> NewsTable:
+    """Each news item tokenized once (or loaded from the cache), as the config says."""
+    return build_news_table(
+        news,
+        tokenizer,
+        max_length=data.title_len,
+        fields=tuple(data.news_fields),
+        cache_dir=cache_dir,
+    )
 
 
 def check_labels(
