@@ -38,3 +38,23 @@ def assert_same_results(a, b):
     assert ma["dev"]["num_impressions"] == mb["dev"]["num_impressions"]
     for key, value in ma["dev"].items():
         assert value == pytest.approx(mb["dev"][key], abs=METRIC_ATOL), key
+
+
+def run_main(*args: str, one_device: bool = False, timeout: int = 600):
+    """`python -m jaxrec.main ARGS` from the repository root, on the CPU (with one device
+    instead of the 8 fake ones when `one_device`: on 2 cores those cost 3x)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    if one_device:
+        env.pop("XLA_FLAGS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "jaxrec.main", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

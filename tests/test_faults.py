@@ -24,6 +24,7 @@ from jaxrec.data.text_table import build_text_table
 from jaxrec.data.tokenize import TextTokenizer
 from jaxrec.errors import CheckpointError, ConfigError, DataError
 from tests.conftest import write_tiny_mind
+from tests.runs import run_main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,24 +40,14 @@ def _config(data_dir, bert_dir, **train):
 
 
 def _train(workdir, data_dir, bert_dir) -> subprocess.CompletedProcess:
-    """`_config` run by the command line, on one CPU device (8 fake ones on 2 cores cost 3x)."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jaxrec.main",
-            "--config=configs/news.py:tiny",
-            f"--workdir={workdir}",
-            f"--config.data.dir={data_dir}",
-            f"--config.model.init_from={bert_dir}",
-            *(f"--config.train.{k}={v}" for k, v in TRAIN.items()),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    """`_config` run by the command line, on one CPU device."""
+    return run_main(
+        "--config=configs/news.py:tiny",
+        f"--workdir={workdir}",
+        f"--config.data.dir={data_dir}",
+        f"--config.model.init_from={bert_dir}",
+        *(f"--config.train.{k}={v}" for k, v in TRAIN.items()),
+        one_device=True,
     )
 
 
@@ -276,7 +267,7 @@ def test_inference_restores_params_quietly(finished, caplog):
     from jaxrec.trained import load_trained
 
     with caplog.at_level("INFO", logger="absl"):
-        *_, step = load_trained(finished[0])
+        step = load_trained(finished[0]).step
     assert step == finished[1]["best_step"]
     assert "could not be restored" not in caplog.text
     assert "read only" not in caplog.text
@@ -362,8 +353,11 @@ def test_bad_pair_data_stops_before_the_model(tiny_bert_dir, tmp_path, no_model)
         train.train_and_evaluate(config, tmp_path / "wd")
     shutil.copy(BUNDLED["interactions"] / "test.csv", test)
     (folder / "train.csv").write_text("".join(_rows(folder / "train.csv")[:4]))
-    with pytest.raises(DataError, match="train.csv: 3 training pairs, fewer than one batch"):
-        train.train_and_evaluate(config, tmp_path / "wd")
+    with pytest.raises(DataError, match="train.csv: no dev interactions.*dev_fraction=0.1"):
+        train.train_and_evaluate(config, tmp_path / "wd")  # 10% of 3 rows: none to validate on
+    (folder / "train.csv").write_text("".join(_rows(BUNDLED["interactions"] / "train.csv")[:13]))
+    with pytest.raises(DataError, match="train.csv: 11 training pairs, fewer than one batch"):
+        train.train_and_evaluate(config, tmp_path / "wd")  # 12 rows: 1 for dev, 11 to train
 
 
 def test_an_empty_movielens_test_file_is_named(tmp_path):
@@ -404,15 +398,7 @@ def test_predict_checks_its_request_before_restoring(workdir, tmp_path, monkeypa
 
 
 def _main(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run(
-        [sys.executable, "-m", "jaxrec.main", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_main(*args, timeout=120)
 
 
 @pytest.mark.parametrize(

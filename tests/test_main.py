@@ -4,16 +4,11 @@ import os
 import subprocess
 import sys
 
+from tests.runs import run_main
+
 
 def _run(*args):
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    return subprocess.run(
-        [sys.executable, "-m", "jaxrec.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return run_main(*args, timeout=120)
 
 
 def test_unknown_override_key_is_named(tmp_path):
