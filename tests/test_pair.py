@@ -333,3 +333,9 @@ def test_the_model_is_chosen_on_validation_and_the_test_split_scored_once(
     auc = pair_metrics.binary_auc(clicks, probs)
     assert results["test"]["num_pairs"] == len(rows)
     assert auc == pytest.approx(results["test"]["auc"], abs=2e-3)
+    # The workdir keeps the ID vocabularies: export needs no data at all.
+    shutil.rmtree(folder)
+    export.export(tmp_path / "wd", tmp_path / "exported")
+    described = json.loads((tmp_path / "exported" / "jaxrec_heads.json").read_text())
+    # Row i + 1 of the user embeddings: the i-th user of train.csv, in order of appearance.
+    assert described["user_ids"] == list(dict.fromkeys(r.split(",")[0] for r in train_rows[1:-300]))
