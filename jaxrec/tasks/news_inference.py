@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -107,7 +108,7 @@ class UserVectors:
     def __init__(self, fns: NewsInference, states, news_vecs: np.ndarray, batch_size: int):
         self.fns, self.states, self.batch_size = fns, states, batch_size
         self.news = fns.feed.replicate(news_vecs)
-        self.index: dict[bytes, int] = {}  # history (rows and mask) -> row of `self.rows`
+        self.index: dict[bytes, int] = {}  # history digest -> its row of `self.rows`
         self.parts: list[np.ndarray] = []
         self.rows = np.zeros((0, news_vecs.shape[1]), np.float32)
 
@@ -115,7 +116,8 @@ class UserVectors:
         """[len(log), D]: the user vector of each impression's (clipped) history."""
         keys = np.concatenate([log.history, log.history_mask], axis=1)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
-        names = [row.tobytes() for row in unique]
+        # A 128-bit digest names each history: a dictionary of millions of users stays small.
+        names = [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in unique]
         new = [i for i, name in enumerate(names) if name not in self.index]
         if new:
             self._encode(unique[new], [names[i] for i in new])
