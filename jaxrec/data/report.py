@@ -32,12 +32,16 @@ class ReadReport:
 
     def add(self, reason: str, n: int = 1, *, example: str | None = None) -> None:
         """Counts ``n`` things defaulted (or noticed) under ``reason``; no row is dropped."""
+        if n == 0:  # nothing happened: the report stays empty, so "no counts" means clean data
+            return
         self.counts[reason] += n
         if example is not None:
             self.examples.setdefault(reason, example)
 
     def skip(self, reason: str, n: int = 1, *, example: str | None = None) -> None:
         """Counts ``n`` rows dropped under ``reason``; its role is the part before the dot."""
+        if n == 0:
+            return
         self.skip_reasons.add(reason)
         self.add(reason, n, example=example)
 
