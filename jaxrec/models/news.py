@@ -204,6 +204,20 @@ def take_news(news_vecs: jax.Array, index: jax.Array, cache: jax.Array | None = 
     return jnp.where((index < n)[..., None], fresh, stored.astype(fresh.dtype))
 
 
+def write_news_cache(carry: dict[str, jax.Array], rows: jax.Array, vecs: jax.Array):
+    """A news-vector cache (`{"vectors": [rows, D], "age": [rows]}`) after a micro-batch:
+    `vecs` stored for table `rows` without gradient, every age one more and those rows' 0.
+    Row 0 (the empty item, which pads) is never stored."""
+    n = carry["vectors"].shape[0]
+    at = jnp.where(rows > 0, rows, n)
+    vectors = (
+        carry["vectors"]
+        .at[at]
+        .set(jax.lax.stop_gradient(vecs).astype(carry["vectors"].dtype), mode="drop")
+    )
+    return {"vectors": vectors, "age": (carry["age"] + 1).at[at].set(0, mode="drop")}
+
+
 def score(users: jax.Array, news_vecs: jax.Array, candidates: jax.Array) -> jax.Array:
     """Dot products of each user [B, D] with its candidates (indices [B, C] into news_vecs)."""
     cands = jnp.take(news_vecs, candidates, axis=0)

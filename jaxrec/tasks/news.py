@@ -35,7 +35,7 @@ from jaxrec.data.pipeline import (
 )
 from jaxrec.data.report import ReadReport
 from jaxrec.models.bert import BertConfig, BertModel
-from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender
+from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender, write_news_cache
 from jaxrec.tasks import news_inference as infer
 from jaxrec.tasks.base import Task
 
@@ -100,19 +100,6 @@ def news_loss(cached_layers: int):
 def lower_rows(lower: jax.Array, rows: jax.Array, width: int) -> jax.Array:
     """The frozen-layer cache's hidden states [R, width, H] of table `rows` (one gather)."""
     return lower[rows, :width]
-
-
-def write_news_cache(carry: dict[str, jax.Array], rows: jax.Array, vecs: jax.Array):
-    """The cache after a micro-batch: `vecs` stored for table `rows` (without gradient), ages
-    one more, 0 for those rows. Row 0 (the empty item, padding) is never stored."""
-    n = carry["vectors"].shape[0]
-    at = jnp.where(rows > 0, rows, n)
-    vectors = (
-        carry["vectors"]
-        .at[at]
-        .set(jax.lax.stop_gradient(vecs).astype(carry["vectors"].dtype), mode="drop")
-    )
-    return {"vectors": vectors, "age": (carry["age"] + 1).at[at].set(0, mode="drop")}
 
 
 def popularity_baseline(train: NewsSplit, dev: NewsSplit) -> dict[str, float]:
@@ -225,12 +212,9 @@ class NewsTask(Task):
             train_cache = infer.lower_cache(
                 self.infer, states, self.train.table, self.cached_layers, bs
             )
-            self.dev_cache = infer.lower_cache(
-                self.infer, states, self.dev.table, self.cached_layers, bs
-            )
             self.extra = train_cache.hidden
             log.info(
-                "frozen layers 0-%d computed once per news item in %.1f s",
+                "frozen layers 0-%d computed once per training news item in %.1f s",
                 self.cached_layers - 1,
                 time.time() - tick,
             )
@@ -324,6 +308,10 @@ class NewsTask(Task):
 
     def evaluate(self, states) -> dict[str, float]:
         bs = self.config.train.eval_batch_size
+        if self.cached_layers and self.dev_cache is None:  # the frozen layers: once per run
+            self.dev_cache = infer.lower_cache(
+                self.infer, states, self.dev.table, self.cached_layers, bs
+            )
         scores = infer.score_split(
             self.infer, states, self.dev.table, self.dev.log, bs, self.dev_cache
         )
