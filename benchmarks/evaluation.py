@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     common.add_malloc_flag(p)
     args = p.parse_args()
-    config = make_config(-1)
+    config = make_config(model__trainable_layers=-1)
     bs = config.train.eval_batch_size
     mesh = sharding.make_mesh((1, 1, 1))
     with tempfile.TemporaryDirectory() as cache_dir, sharding.activate(mesh, config.mesh.rules):

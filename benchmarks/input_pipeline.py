@@ -1,13 +1,14 @@
 """The news input pipeline alone against what jaxrec's training step consumes.
 
-`train_batches` (tf.data: sampling, per-batch news deduplication, token gathering) is run with
-no model: samples per second it produces. Beside it, in the same process and alternating,
-jaxrec's news training step in the default config (top layer trained, frozen-layer cache; the
-fastest step, so the strictest comparison), built as `news_throughput.py` builds it: samples
-per second it consumes. The pipeline should produce many times what the step consumes, so
-it never starves the step and leaves the cores to it.
+`train_batches` (numpy on a background thread: sampling, each step's news placed in its
+length groups, the history cache's choices, token gathering) is run with no model: samples
+per second it produces. Beside it, in the same process and alternating, jaxrec's news
+training step in the default config (the fastest step, so the strictest comparison), built
+as `news_throughput.py` builds it: samples per second it consumes. The pipeline should
+produce many times what the step consumes, so it never starves the step and leaves the
+cores to it.
 
-Settings: the default news config (batch 32, history 50, titles of 24 tokens, npratio 4).
+Settings: the default news config (configs/news.py) on the bundled sample.
 Run: .venv/bin/python benchmarks/input_pipeline.py [--repeats=5] [--batches=200]
 """
 
@@ -33,7 +34,7 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=200, help="pipeline batches per timed call")
     common.add_malloc_flag(p)
     args = p.parse_args()
-    config = make_config(1)
+    config = make_config()
     batch_size = config.train.batch_size
     mesh = sharding.make_mesh((1, 1, 1))
     with tempfile.TemporaryDirectory() as cache_dir, sharding.activate(mesh, config.mesh.rules):

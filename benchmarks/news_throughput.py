@@ -1,24 +1,26 @@
 """News training throughput: jaxrec's training step against a straightforward PyTorch PLM-NR.
 
 Both sides train PLM-NR (MiniLM-L6 news encoder, additive attention pooling and user encoder,
-softmax over 1 clicked + 4 non-clicked) on the bundled MIND sample with the same settings:
-batch 32, history 50, titles of 24 tokens, AdamW with clipping, the same samples in the same
-order (epoch 0 of `train_samples`). One call is one training step, including getting its
-batch; the sides alternate step by step.
+softmax over 1 clicked + 4 non-clicked) on a MIND-format folder (by default the bundled
+sample; `--data` for MIND-like data from `scripts/make_mind_like.py`) with the same settings:
+`configs/news.py`'s batch, history and token length, AdamW with clipping, the same samples in
+the same order (epoch 0 of `train_samples`). One call is one training step, including getting
+its batch; the sides alternate step by step.
 
 jaxrec runs exactly what `jaxrec.train` runs: the news task (`NewsTask`: the split read and
-tokenized once, `news_loss`, batches from the tf.data pipeline `train_batches`), the model
-created into its shardings on a 1-device mesh, `make_train_step`; each distinct news item of a
-batch is encoded once. The PyTorch side
-(`torch_plmnr.py`) encodes every history and candidate title of every sample.
+tokenized once, its loss, its batches, its caches), the model created into its shardings on
+a 1-device mesh, `make_train_step`. The PyTorch side (`torch_plmnr.py`) encodes every history
+and candidate text of every sample, batched and trimmed to the longest text.
 
-Two configurations:
-  default  jaxrec's default: the top layer trained, the frozen layers below computed once per
-           news item (the cache); PyTorch trains the same top layer and recomputes the frozen
-           layers (no grad) every step.
-  all      every layer trained, no cache, on both sides.
+Configurations (`--configs`):
+  default    configs/news.py as it is (the speed-ups it turns on, and only its top layers
+             trained, the frozen ones below computed once per news item); PyTorch trains the
+             same layers and recomputes the frozen ones (no grad) every step.
+  all        every layer trained, on both sides, beside jaxrec without its speed-ups
+             (no length groups, no history cache): what each one buys.
 
 Run: .venv/bin/python benchmarks/news_throughput.py [--repeats=5] [--configs=default,all]
+     [--data=DIR] [--history-cache=N]
 """
 
 from __future__ import annotations
@@ -48,14 +50,31 @@ from jaxrec.models.bert import BertConfig  # noqa: E402
 from jaxrec.tasks.base import TaskEnv  # noqa: E402
 from jaxrec.tasks.news import NewsTask  # noqa: E402
 
-CONFIGS = {"default": 1, "all": -1}  # name -> model.trainable_layers
 
-
-def make_config(trainable_layers: int):
+def make_config(data: str | None = None, **overrides):
+    """configs/news.py with dotted-key overrides (`model__trainable_layers=-1`)."""
     config = news_config.get_config()
-    config.model.trainable_layers = trainable_layers
-    config.model.cache_frozen_layers = True  # used only when some layers are frozen
+    if data:
+        config.data.dir = data
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        config[section][name] = value
     return config
+
+
+def sides(name: str, data: str | None, history_cache: int | None) -> dict[str, dict]:
+    """The jaxrec configurations timed against PyTorch for one `--configs` entry."""
+    cache = {} if history_cache is None else {"train__history_cache": history_cache}
+    if name == "default":
+        return {"jaxrec": make_config(data, **cache)}
+    if name == "all":
+        plain = {"data__length_groups": False, "train__history_cache": 0}
+        fast = {"data__length_groups": True, "train__history_cache": history_cache or 50}
+        return {
+            "jaxrec, no speed-ups": make_config(data, model__trainable_layers=-1, **plain),
+            "jaxrec": make_config(data, model__trainable_layers=-1, **fast),
+        }
+    raise ValueError(f"--configs takes default and all, not {name!r}")
 
 
 def make_task(config, mesh, cache_dir: str) -> tuple[NewsTask, Path, BertConfig]:
@@ -71,7 +90,7 @@ def make_task(config, mesh, cache_dir: str) -> tuple[NewsTask, Path, BertConfig]
 
 
 def jaxrec_trainer(config, mesh, task: NewsTask, folder: Path, bert_config: BertConfig):
-    """(one training step, seconds spent on `task.start`: the frozen-layer caches).
+    """(one training step, seconds spent on `task.start`: the frozen-layer and vector caches).
 
     The same calls, in the same order, as `jaxrec.train.train_and_evaluate`.
     """
@@ -84,18 +103,19 @@ def jaxrec_trainer(config, mesh, task: NewsTask, folder: Path, bert_config: Bert
     tick = time.perf_counter()
     task.start(graphdef, (trainable, frozen))
     start_seconds = time.perf_counter() - tick
-    step = train.make_train_step(graphdef, tx, task.loss, shardings)
+    step = train.make_train_step(graphdef, tx, task.step_loss, shardings)
     batches = task.batches(0)
-    state = {"trainable": trainable, "opt": opt_state, "i": 0}
+    state = {"trainable": trainable, "opt": opt_state, "carry": task.carry, "i": 0}
     rng = jax.random.key(config.seed)
 
     def run() -> float:
         state["i"] += 1
         batch = task.env.feed.put_local(next(batches), axis=1)
-        state["trainable"], state["opt"], metrics = step(
+        state["trainable"], state["opt"], state["carry"], metrics = step(
             state["trainable"],
             frozen,
             state["opt"],
+            state["carry"],
             batch,
             jax.random.fold_in(rng, state["i"]),
             task.extra,
@@ -121,6 +141,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--configs", default="default,all")
+    p.add_argument("--data", default=None, help="MIND-format folder (default: the sample)")
+    p.add_argument("--history-cache", type=int, default=None, help="train.history_cache")
     p.add_argument("--threads", type=int, default=2)
     common.add_malloc_flag(p)
     args = p.parse_args()
@@ -128,27 +150,34 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as cache_dir:
         for name in args.configs.split(","):
-            config = make_config(CONFIGS[name])
+            configs = sides(name, args.data, args.history_cache)
             mesh = sharding.make_mesh((1, 1, 1))
+            runners, start_seconds = {}, {}
             with sharding.activate(mesh, sharding.DEFAULT_RULES):
-                task, folder, bert_config = make_task(config, mesh, cache_dir)
-                run_jax, cache_s = jaxrec_trainer(config, mesh, task, folder, bert_config)
-                run_torch = torch_trainer(config, folder, task.train)
-                times = common.alternate(
-                    {"PyTorch PLM-NR": run_torch, "jaxrec": run_jax}, args.repeats, warmup=1
-                )
-            results.append((name, config, times, cache_s))
-    print(f"\n{common.machine()}")
-    for name, config, times, cache_s in results:
-        c = config
+                for label, config in configs.items():
+                    task, folder, bert_config = make_task(config, mesh, cache_dir)
+                    runners[label], start_seconds[label] = jaxrec_trainer(
+                        config, mesh, task, folder, bert_config
+                    )
+                    layout = task.layout
+                runners = {"PyTorch PLM-NR": torch_trainer(config, folder, task.train)} | runners
+                times = common.alternate(runners, args.repeats, warmup=1)
+            results.append((name, configs, times, start_seconds, layout))
+    print(f"\n{common.machine()}\ndata: {args.data or 'the bundled sample'}")
+    for name, configs, times, start_seconds, layout in results:
+        c = list(configs.values())[-1]
         print(
             f"\nconfig '{name}' (model.trainable_layers={c.model.trainable_layers}, "
-            f"cache_frozen_layers={c.model.cache_frozen_layers}): batch {c.train.batch_size}, "
-            f"history {c.data.history_len}, title {c.data.title_len} tokens, "
+            f"news_fields={tuple(c.data.news_fields)}): batch {c.train.batch_size}, "
+            f"history {c.data.history_len}, {c.data.title_len} tokens, "
             f"npratio {c.data.npratio}, {args.repeats} alternating steps each"
         )
-        if cache_s:
-            print(f"jaxrec frozen-layer caches (train and dev news), once per run: {cache_s:.1f} s")
+        for label, config in configs.items():
+            print(
+                f"{label}: length_groups={config.data.length_groups}, history_cache="
+                f"{config.train.history_cache}; task.start (caches) {start_seconds[label]:.1f} s"
+            )
+        print(f"jaxrec's layout: widths {layout.widths}, rows {layout.capacities}")
         print(
             common.table(
                 times,

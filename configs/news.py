@@ -40,7 +40,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.title_len = 24  # tokens per news item (whole text); the sample's titles fit in 25
     c.data.history_len = 50
     c.data.npratio = 4  # non-clicked candidates per clicked one
-    c.data.news_bucket = 128  # distinct news per batch padded to a multiple of this
+    # Each step's distinct news encoded in groups of a few token widths (sized on the first
+    # batches), not all at title_len; outputs are the same.
+    c.data.length_groups = True
+    c.data.news_bucket = 128  # rows added at full width when a batch's news do not fit
     c.data.skip_bad_rows = False
     c.data.unknown_news = "empty"  # IDs missing from news.tsv: empty | error
     c.data.cache_dir = ""  # token cache; empty: <workdir>/cache
@@ -52,6 +55,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.train = common.train_fields()
     c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10
+    # N > 0: history news read their vectors from a cache (no gradient), re-encoded when N
+    # steps old; candidates are always encoded. 0: every history item encoded every step.
+    c.train.history_cache = 0
     c.mesh = common.mesh_fields()
 
     if arg == "tiny":

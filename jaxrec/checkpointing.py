@@ -1,9 +1,10 @@
 """Orbax checkpoints that lose nothing: latest N plus the best by the dev metric, resumable.
 
 A checkpoint holds three items: `params` (every model parameter, what prediction and export
-restore), `opt_state`, and `progress` (JSON: the step and the early-stopping record). The
-input pipeline's position and every random key are functions of the step, so these three
-are all a run needs to continue exactly where it stopped.
+restore), `opt_state`, and `progress` (JSON: the step and the early-stopping record), and a
+fourth, `carry`, when the task's step carries state (the news-vector cache). The input
+pipeline's position and every random key are functions of the step, so these are all a run
+needs to continue exactly where it stopped.
 
 Saves are asynchronous and atomic: Orbax writes into a temporary folder and renames it when
 complete, and deletes old checkpoints only after a newer one is complete. When the latest
@@ -100,14 +101,33 @@ def save(
     opt_state: Any,
     progress: dict[str, Any],
     metrics: dict[str, float] | None = None,
+    carry: Any = None,
 ) -> None:
     """Starts an asynchronous save of `step`; `mngr.wait_until_finished()` waits for it."""
-    args = ocp.args.Composite(
-        params=ocp.args.StandardSave(params),
-        opt_state=ocp.args.StandardSave(opt_state),
-        progress=ocp.args.JsonSave(progress),
-    )
-    mngr.save(step, args=args, metrics=metrics, force=True)
+    items = {
+        "params": ocp.args.StandardSave(params),
+        "opt_state": ocp.args.StandardSave(opt_state),
+        "progress": ocp.args.JsonSave(progress),
+    }
+    if carry is not None:
+        items["carry"] = ocp.args.StandardSave(carry)
+    mngr.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+
+def restore_carry(mngr: ocp.CheckpointManager, step: int, abstract: Any) -> Any:
+    """The `carry` item of `step`, into the shapes and shardings of `abstract`; `abstract`
+    itself (with a warning) when the checkpoint has none (it was saved without one)."""
+    path = Path(mngr.directory) / str(step)
+    if not (path / "carry").is_dir():
+        log.warning("%s holds no carried step state; starting it afresh", path)
+        return abstract
+    try:
+        restored = mngr.restore(
+            step, args=ocp.args.Composite(carry=ocp.args.StandardRestore(abstract))
+        )
+    except Exception as e:  # Orbax and tensorstore raise many types for damaged files
+        raise CheckpointError(f"{path}/carry: unreadable: {e!r}") from None
+    return restored["carry"]
 
 
 def restore_latest(

@@ -253,9 +253,9 @@ def padded_rows(rows: int, mesh: Mesh | None) -> int:
     return -(-rows // shards) * shards
 
 
-def take_rows(table: jax.Array, rows: jax.Array) -> jax.Array:
-    """`table[rows]` for a table split by rows over the batch axes (`row_sharding`), without
-    gathering the table onto any device.
+def take_rows(table: jax.Array, rows: jax.Array, width: int | None = None) -> jax.Array:
+    """`table[rows, :width]` for a table split by rows over the batch axes (`row_sharding`),
+    without gathering the table onto any device.
 
     Each device picks the requested rows that its share holds (zeros for the others), and one
     reduce-scatter sums the parts and leaves each device its share of the requested rows,
@@ -263,14 +263,14 @@ def take_rows(table: jax.Array, rows: jax.Array) -> jax.Array:
     batch shards, it is `jnp.take`. `len(rows)` must split over the batch shards.
     """
     if not _active or batch_shards(_active[-1][0]) == 1:
-        return jax.numpy.take(table, rows, axis=0)
+        return jax.numpy.take(table, rows, axis=0)[:, :width]
     mesh = _active[-1][0]
 
     def pick(share, rows):
         n = share.shape[0]
         local = rows - jax.lax.axis_index(BATCH_AXES) * n
         held = (local >= 0) & (local < n)
-        part = jax.numpy.take(share, jax.numpy.clip(local, 0, n - 1), axis=0)
+        part = jax.numpy.take(share, jax.numpy.clip(local, 0, n - 1), axis=0)[:, :width]
         part = jax.numpy.where(held.reshape(-1, *[1] * (part.ndim - 1)), part, 0)
         return jax.lax.psum_scatter(part, BATCH_AXES, scatter_dimension=0, tiled=True)
 

@@ -41,38 +41,43 @@ log = logging.getLogger(__name__)
 
 
 def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings: dict[str, Any]):
-    """The jitted (trainable, frozen, opt_state, batch, rng, extra) -> (trainable, opt_state,
-    metrics), with the parameters and optimizer state donated.
+    """The jitted (trainable, frozen, opt_state, carry, batch, rng, extra) -> (trainable,
+    opt_state, carry, metrics), with the parameters, optimizer state and carry donated.
 
-    `loss(model, micro_batch, extra, rngs)` is the task's. A batch stacks m micro-batches
-    [m, ...]; their gradients are averaged before one update, which is the update of the
-    whole batch (micro-batches are equal in size).
+    `loss(model, micro_batch, extra, carry, rngs) -> (value, carry)` is the task's
+    (`Task.step_loss`); the carry (a task's state besides the parameters, or None) goes
+    through the micro-batches in order. A batch stacks m micro-batches [m, ...]; their
+    gradients are averaged before one update, which is the update of the whole batch
+    (micro-batches are equal in size).
     """
 
-    def train_step(trainable, frozen, opt_state, batch, rng, extra):
-        def loss_fn(trainable, micro, rng):
+    def train_step(trainable, frozen, opt_state, carry, batch, rng, extra):
+        def loss_fn(trainable, micro, carry, rng):
             model = nnx.merge(graphdef, trainable, frozen)
-            return loss(model, micro, extra, nnx.Rngs(dropout=rng))
+            return loss(model, micro, extra, carry, nnx.Rngs(dropout=rng))
 
-        grad_fn = jax.value_and_grad(loss_fn)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         m = jax.tree.leaves(batch)[0].shape[0]
         if m == 1:
-            value, grads = grad_fn(trainable, jax.tree.map(lambda x: x[0], batch), rng)
+            micro = jax.tree.map(lambda x: x[0], batch)
+            (value, carry), grads = grad_fn(trainable, micro, carry, rng)
         else:
 
-            def accumulate(total, xs):
+            def accumulate(state, xs):
+                total, carry = state
                 micro, i = xs
-                step = grad_fn(trainable, micro, jax.random.fold_in(rng, i))
-                return jax.tree.map(jnp.add, total, step), None
+                (value, carry), grads = grad_fn(trainable, micro, carry, jax.random.fold_in(rng, i))
+                return (jax.tree.map(jnp.add, total, (value, grads)), carry), None
 
             zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, trainable))
-            total, _ = jax.lax.scan(accumulate, zeros, (batch, jnp.arange(m)))
+            (total, carry), _ = jax.lax.scan(accumulate, (zeros, carry), (batch, jnp.arange(m)))
             value, grads = jax.tree.map(lambda x: x / m, total)
         updates, opt_state = tx.update(grads, opt_state, trainable)
         trainable = optax.apply_updates(trainable, updates)
         return (
             trainable,
             opt_state,
+            carry,
             {
                 "loss": value,
                 "grad_norm": optax.tree.norm(grads),
@@ -87,12 +92,13 @@ def make_train_step(graphdef, tx: optax.GradientTransformation, loss, shardings:
             s["trainable"],
             s["frozen"],
             s["opt_state"],
+            s["replicated"],
             s["batch"],
             s["replicated"],
             s.get("extra", s["replicated"]),  # the caches keep their own placement
         ),
-        out_shardings=(s["trainable"], s["opt_state"], s["replicated"]),
-        donate_argnums=(0, 2),
+        out_shardings=(s["trainable"], s["opt_state"], s["replicated"], s["replicated"]),
+        donate_argnums=(0, 2, 3),
     )
 
 
@@ -274,6 +280,8 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         log.info("resuming from %s/%d", ckpt.directory, step)
 
     task.start(graphdef, (trainable, frozen))
+    if restored and task.carry is not None:
+        task.carry = checkpointing.restore_carry(ckpt, step, task.carry)
     writer = (
         tf.summary.create_file_writer(str(workdir / "tensorboard"))
         if lead
@@ -350,8 +358,9 @@ def _loop(
     num_steps = int(t.num_steps)
     # The task's caches stay where `start` put them (split by rows over the batch axes).
     extra = jax.tree.map(lambda x: x.sharding, task.extra)
-    train_step = make_train_step(graphdef, tx, task.loss, shardings | {"extra": extra})
+    train_step = make_train_step(graphdef, tx, task.step_loss, shardings | {"extra": extra})
     batches = task.batches(step)
+    carry = task.carry
     rng = jax.random.key(config.seed)
     meter = Throughput(int(t.batch_size), step)
     pending: list[tuple[int, dict]] = []  # step metrics not yet fetched from the devices
@@ -368,8 +377,14 @@ def _loop(
             local = next(batches)
             meter.add(task.step_flops(local))
             batch = task.env.feed.put_local(local, axis=1)
-            trainable, opt_state, step_metrics = train_step(
-                trainable, frozen, opt_state, batch, jax.random.fold_in(rng, step), task.extra
+            trainable, opt_state, carry, step_metrics = train_step(
+                trainable,
+                frozen,
+                opt_state,
+                carry,
+                batch,
+                jax.random.fold_in(rng, step),
+                task.extra,
             )
             pending.append((step, step_metrics))
             last = step == num_steps
@@ -398,6 +413,7 @@ def _loop(
                     opt_state=opt_state,
                     progress=stopper.progress(step),
                     metrics={k: result[k] for k in task.metric_names} if result else None,
+                    carry=carry,
                 )
             if stopper.done:
                 if not last:

@@ -145,3 +145,29 @@ def test_dropout_keeps_the_expected_share_and_scales_it():
     np.testing.assert_array_equal(Dropout(0.1)(x, deterministic=True, rngs=None), x)
     with pytest.raises(ValueError, match="rngs"):
         Dropout(0.1)(x, deterministic=False, rngs=None)
+
+
+def test_fused_attention_equals_the_unfused_softmax():
+    """Without attention dropout, attention runs through jax.nn.dot_product_attention (cuDNN's
+    fused kernel on GPUs): on CPU it gives what the unfused products and softmax give."""
+    import math
+
+    from jaxrec.models.bert import AttentionMask, BertSelfAttention, attention_bias, fused_attention
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    q, k, v = (jax.random.normal(key, (3, 7, 4, 8)) for key in keys)
+    mask = jnp.array([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5])
+    logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / math.sqrt(8) + attention_bias(mask)
+    unfused = jnp.einsum("bnqk,bknd->bqnd", jax.nn.softmax(logits, axis=-1), v)
+    fused = fused_attention(q, k, v, AttentionMask(attention_bias(mask), mask.sum(-1)))
+    np.testing.assert_allclose(fused, unfused, atol=1e-6)
+
+    # In a layer: the fused form at inference, the unfused one under dropout (rate -> 0).
+    config = BertConfig(hidden_size=32, num_attention_heads=4, attention_probs_dropout_prob=0.1)
+    layer = BertSelfAttention(config, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    x = jax.random.normal(keys[0], (3, 7, 32))
+    masks = AttentionMask(attention_bias(mask), mask.sum(-1))
+    fused = layer(x, masks, deterministic=True, rngs=None)
+    layer.dropout.rate = 1e-12  # the unfused path, dropping nothing
+    unfused = layer(x, masks, deterministic=False, rngs=nnx.Rngs(dropout=1))
+    np.testing.assert_allclose(fused, unfused, atol=1e-5)

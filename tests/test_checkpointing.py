@@ -20,7 +20,7 @@ from jaxrec.preemption import Preempted
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _command(workdir, data_dir, bert_dir, steps=20):
+def _command(workdir, data_dir, bert_dir, steps=20, extra=()):
     return [
         sys.executable,
         "-m",
@@ -33,6 +33,7 @@ def _command(workdir, data_dir, bert_dir, steps=20):
         "--config.train.eval_every=10",
         "--config.train.save_every=5",
         "--config.train.patience=0",
+        *extra,
     ]
 
 
@@ -48,10 +49,10 @@ def _run(workdir, data_dir, bert_dir, **kw):
     )
 
 
-def _start(workdir, data_dir, bert_dir):
+def _start(workdir, data_dir, bert_dir, extra=()):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     return subprocess.Popen(
-        _command(workdir, data_dir, bert_dir),
+        _command(workdir, data_dir, bert_dir, extra=extra),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -72,21 +73,22 @@ def _wait_for_checkpoint(workdir, step, proc, timeout=300):
 def _final_state(workdir):
     mngr = checkpointing.manager(workdir, read_only=True)
     step = mngr.latest_step()
-    restored = mngr.restore(
-        step,
-        args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(),
-            opt_state=ocp.args.StandardRestore(),
-            progress=ocp.args.JsonRestore(),
-        ),
+    items = dict(
+        params=ocp.args.StandardRestore(),
+        opt_state=ocp.args.StandardRestore(),
+        progress=ocp.args.JsonRestore(),
     )
+    if (Path(mngr.directory) / str(step) / "carry").is_dir():
+        items["carry"] = ocp.args.StandardRestore()
+    restored = mngr.restore(step, args=ocp.args.Composite(**items))
     return step, restored
 
 
 def _assert_same_run(a, b):
     (step_a, ra), (step_b, rb) = _final_state(a), _final_state(b)
     assert step_a == step_b == 20
-    for key in ("params", "opt_state"):
+    assert ("carry" in ra) == ("carry" in rb)
+    for key in ("params", "opt_state", "carry") if "carry" in ra else ("params", "opt_state"):
         la, lb = jax_leaves(ra[key]), jax_leaves(rb[key])
         assert len(la) == len(lb)
         for x, y in zip(la, lb, strict=True):
@@ -121,6 +123,29 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr
     _assert_same_run(straight, tmp_path)
+
+
+CACHED = ("--config.train.history_cache=3",)
+
+
+def test_with_the_history_cache_a_resumed_run_matches_too(tiny_mind_dir, tiny_bert_dir, tmp_path):
+    """The news-vector cache and its ages are saved with every checkpoint: resuming after
+    SIGKILL gives the parameters, optimizer state and cache of an uninterrupted run."""
+    straight_dir = tmp_path / "straight"
+    proc = _run(straight_dir, tiny_mind_dir, tiny_bert_dir, extra=CACHED)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "news-vector cache of" in proc.stderr
+    killed = tmp_path / "killed"
+    proc = _start(killed, tiny_mind_dir, tiny_bert_dir, extra=CACHED)
+    _wait_for_checkpoint(killed, 10, proc)
+    proc.kill()
+    proc.wait()
+    resumed = _run(killed, tiny_mind_dir, tiny_bert_dir, extra=CACHED)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    _assert_same_run(straight_dir, killed)
+    carry = _final_state(killed)[1]["carry"]
+    assert (np.asarray(carry["age"]) == 0).any() and np.asarray(carry["vectors"]).any()
 
 
 def test_sigterm_saves_the_step_and_exits_retryable(

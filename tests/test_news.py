@@ -88,20 +88,21 @@ def test_dedup_batch_restores_every_slot(tiny):
     batch = _first(
         next(train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32))
     )
-    u = batch["news"]["input_ids"].shape[0]
-    assert u % 32 == 0
+    (group,) = batch["news"]  # by default one group at the full width
+    assert group["input_ids"].shape[0] % 32 == 0
     samples = train_samples(data.log, npratio=4, seed=0)
     ids = data.table.tokens["input_ids"]
     np.testing.assert_array_equal(
-        batch["news"]["input_ids"][batch["candidates"]], ids[samples["candidates"][:8]]
+        group["input_ids"][batch["candidates"]], ids[samples["candidates"][:8]]
     )
+    clicked = samples["history_mask"][:8] > 0  # padding slots point anywhere: they are masked
     np.testing.assert_array_equal(
-        batch["news"]["input_ids"][batch["history"]], ids[samples["history"][:8]]
+        group["input_ids"][batch["history"]][clicked], ids[samples["history"][:8]][clicked]
     )
     real = np.unique(
         np.concatenate([samples["candidates"][:8].ravel(), samples["history"][:8].ravel()])
     )
-    assert len(np.unique(batch["news"]["input_ids"], axis=0)) == len(real)
+    assert len(np.unique(group["input_ids"], axis=0)) == len(real)
 
 
 def test_dedup_scores_equal_per_slot_encoding(tiny):
@@ -173,9 +174,10 @@ def test_process_parts_of_a_batch_cover_it_once(tiny):
     for key in ("history", "history_mask", "candidates"):
         joined = np.concatenate([p[key] for p in parts], axis=1)
         np.testing.assert_array_equal(joined, whole[key])
-    for key in whole["news"]:
-        joined = np.concatenate([p["news"][key] for p in parts], axis=1)
-        np.testing.assert_array_equal(joined, whole["news"][key])
+    for g, group in enumerate(whole["news"]):
+        for key in group:
+            joined = np.concatenate([p["news"][g][key] for p in parts], axis=1)
+            np.testing.assert_array_equal(joined, group[key])
 
 
 def test_trainable_scope_top_k_layers():
@@ -237,10 +239,11 @@ def test_one_train_step_updates_only_the_trainable_scope(tiny):
         train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32)
     )
     before = jax.tree.map(np.asarray, trainable)
-    new, _, m = step(
+    new, _, _, m = step(
         trainable,
         frozen,
         tx.init(trainable),
+        None,
         jax.device_put(batch, shardings["batch"]),
         jax.random.key(0),
         None,
@@ -321,9 +324,10 @@ def test_frozen_layer_cache_gives_the_same_vectors_and_step(tiny):
         next(train_batches(data.log, data.table, batch_size=8, npratio=4, seed=0, news_bucket=32))
     )
     model = nnx.merge(graphdef, params, rest)
-    full = model.score_batch(model.encode_news(batch["news"]), batch)
+    (group,) = batch["news"]
+    full = model.score_batch(model.encode_news(group), batch)
     vecs = model.encode_news_from(
-        jnp.take(cache.hidden, batch["news"]["rows"], axis=0), batch["news"]["attention_mask"], 1
+        jnp.take(cache.hidden, group["rows"], axis=0), group["attention_mask"], 1
     )
     np.testing.assert_allclose(model.score_batch(vecs, batch), full, atol=1e-4)
     assert frozen_bottom_layers(config.model, 2) == 2 - config.model.trainable_layers

@@ -1,22 +1,26 @@
-"""tf.data input for the news model: integer samples, deduplicated news per batch.
+"""Training input: integer samples, each batch's distinct texts once, each process its part.
 
-A training sample is one clicked candidate and K non-clicked candidates of the same
+A news training sample is one clicked candidate and K non-clicked candidates of the same
 impression (the positive first; the model is order-blind) plus the user's last `history_len`
 clicks. Samples are drawn per epoch with numpy from `seed + epoch`, so epoch e is the same
-on every process and every run. After batching, the news indices of the batch are
-deduplicated so the step encodes each news item once; each process then keeps its own part.
+on every process and every run. Each step's distinct news items are encoded once, in groups
+of a few token widths (jaxrec/data/news_batches.py, numpy on a background thread); the pair
+models' batches are deduplicated in tf.data. Each process then keeps its own part.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from jaxrec.data.mind import Impression
+from jaxrec.data.news_batches import BatchBuilder, Layout, prefetch
 from jaxrec.data.news_table import NewsTable
+from jaxrec.sharding import local_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,35 +101,79 @@ def train_batches(
     micro_batches: int = 1,
     block: tuple[int, int, int] = (0, 1, 1),
     start_batch: int = 0,
-) -> Iterator[dict[str, np.ndarray]]:
+    layout: Layout | None = None,
+    history_cache: int = 0,
+    age: np.ndarray | None = None,
+) -> Iterator[dict[str, Any]]:
     """Endless training batches, each `micro_batches` stacked micro-batches [m, ...].
 
-    A micro-batch holds `batch_size // micro_batches` samples and `news`: its distinct news
-    items' table rows [U] and tokens [U, L], with U padded up to a multiple of `news_bucket` (a
-    few static shapes, so a few compilations); `history` and `candidates` index into them.
+    A micro-batch holds `batch_size // micro_batches` samples and `news`: a tuple of groups,
+    each the table rows [R] of the news items it encodes and their tokens [R, width], placed
+    by `layout` (jaxrec/data/news_batches.py; by default every item at the table's width, the
+    rows padded to a multiple of `news_bucket`); `history` and `candidates` index into the
+    groups' vectors in order. With `history_cache` = N > 0, history items whose cached vector
+    is younger than N steps are read from the cache (`age`: each row's cache age in
+    micro-batches, by default all stale).
 
     Every process computes the same global layout from integers; `block` = (lo, hi, n) keeps
-    parts lo..hi-1 of n of every micro-batch's samples and news rows (indices stay global),
-    and only those rows' tokens are gathered.
+    parts lo..hi-1 of n of every group's rows and of the samples (indices stay global), and
+    only those rows' tokens are gathered. Built on a background thread, two steps ahead.
     """
     micro = batch_size // micro_batches  # config_checks.check_batch_split: it divides
     per_epoch = count_train_samples(log) // batch_size
     if not per_epoch:
         raise ValueError(f"fewer training samples than one batch of {batch_size}")
-    tables = {"news": ("rows", {k: tf.constant(v) for k, v in table.tokens.items()})}
-    # Batch b of the run is batch b % per_epoch of epoch b // per_epoch: a resumed run
-    # regenerates that epoch and skips to it, so it sees exactly the batches it would have.
-    epoch, skip = divmod(start_batch, per_epoch)
-    while True:
-        samples = train_samples(log, npratio, seed + epoch)
-        samples = {k: v[: per_epoch * batch_size] for k, v in samples.items()}
-        ds = tf.data.Dataset.from_tensor_slices(samples).batch(micro).skip(skip * micro_batches)
-        ds = ds.map(lambda b: _dedup_news(b, news_bucket), num_parallel_calls=2)
-        # Micro-batches of one step share a shape: their news rows pad with row 0 (empty).
-        ds = ds.padded_batch(micro_batches)
-        ds = ds.map(lambda b: _local_part(b, tables, block), num_parallel_calls=2)
-        yield from ds.prefetch(2).as_numpy_iterator()
-        epoch, skip = epoch + 1, 0
+    width = table.tokens["input_ids"].shape[1]
+    builder = BatchBuilder(
+        text_lengths(table.tokens["attention_mask"]),
+        layout or Layout.full_width(width, news_bucket),
+        refresh=history_cache * micro_batches,
+        age=age,
+    )
+
+    def steps() -> Iterator[dict[str, Any]]:
+        # Batch b of the run is batch b % per_epoch of epoch b // per_epoch: a resumed run
+        # regenerates that epoch and skips to it, so it sees exactly the batches it would have.
+        epoch, skip = divmod(start_batch, per_epoch)
+        while True:
+            samples = train_samples(log, npratio, seed + epoch)
+            for b in range(skip, per_epoch):
+                part = {
+                    k: v[b * batch_size : (b + 1) * batch_size].reshape(
+                        micro_batches, micro, *v.shape[1:]
+                    )
+                    for k, v in samples.items()
+                }
+                step = builder.step(part["history"], part["history_mask"], part["candidates"])
+                yield _local_news_step(step, table.tokens, block)
+            epoch, skip = epoch + 1, 0
+
+    return prefetch(steps())
+
+
+def micro_batch_samples(
+    log: ClickLog, *, batch_size: int, npratio: int, seed: int, count: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(history, history_mask, candidates) of the first `count` batches of `batch_size`."""
+    per_epoch = max(count_train_samples(log) // batch_size, 1)
+    for b in range(count):
+        epoch, i = divmod(b, per_epoch)
+        if i == 0:
+            samples = train_samples(log, npratio, seed + epoch)
+        part = slice(i * batch_size, (i + 1) * batch_size)
+        yield samples["history"][part], samples["history_mask"][part], samples["candidates"][part]
+
+
+def _local_news_step(step, tokens: dict[str, np.ndarray], block) -> dict[str, Any]:
+    """This process's part (axis 1) of a step's groups and samples, with its rows' tokens."""
+    news = []
+    for rows, width in zip(step["rows"], step["widths"], strict=True):
+        part = local_rows(rows, block, axis=1)
+        news.append({"rows": part} | {k: v[:, :width][part] for k, v in tokens.items()})
+    samples = {k: local_rows(step[k], block, axis=1) for k in ("history", "history_mask")}
+    return {"news": tuple(news), "candidates": local_rows(step["candidates"], block, axis=1)} | (
+        samples
+    )
 
 
 def _unique_padded(rows, bucket: int):
@@ -134,21 +182,6 @@ def _unique_padded(rows, bucket: int):
     n = tf.shape(unique)[0]
     padded = tf.concat([unique, tf.zeros([(-n) % bucket], unique.dtype)], axis=0)
     return padded, tf.reshape(index, tf.shape(rows))
-
-
-def _dedup_news(batch, bucket: int):
-    """Replaces news rows by indices into the batch's distinct news items."""
-    hist, cands = batch["history"], batch["candidates"]
-    split = tf.size(hist)
-    rows, index = _unique_padded(
-        tf.concat([tf.reshape(hist, [-1]), tf.reshape(cands, [-1])], axis=0), bucket
-    )
-    return {
-        "rows": rows,
-        "history": tf.reshape(index[:split], tf.shape(hist)),
-        "history_mask": batch["history_mask"],
-        "candidates": tf.reshape(index[split:], tf.shape(cands)),
-    }
 
 
 def _local_part(batch, tables, block: tuple[int, int, int]):

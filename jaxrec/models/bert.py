@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -155,15 +155,17 @@ class BertSelfAttention(nnx.Module):
         self.value = _linear(h, h, ("embed", "heads"), dtype, rngs)
         self.dropout = Dropout(config.attention_probs_dropout_prob)
 
-    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
+    def __call__(self, x, mask: AttentionMask, *, deterministic: bool, rngs) -> jax.Array:
         b, t, h = x.shape
         split = (b, t, self.num_heads, h // self.num_heads)
         q, k, v = (
             constrain(y.reshape(split), "batch", None, "heads", None) for y in self.project(x)
         )
+        if deterministic or self.dropout.rate == 0.0:  # no dropout on the probabilities
+            return fused_attention(q, k, v, mask).reshape(b, t, h)
         logits = jnp.einsum("bqnd,bknd->bnqk", q, k) / math.sqrt(split[-1])
         # Softmax in float32 whatever the compute dtype: padded keys get -inf-like bias.
-        probs = jax.nn.softmax(logits.astype(jnp.float32) + mask_bias, axis=-1).astype(x.dtype)
+        probs = jax.nn.softmax(logits.astype(jnp.float32) + mask.bias, axis=-1).astype(x.dtype)
         probs = self.dropout(probs, deterministic=deterministic, rngs=rngs)
         return jnp.einsum("bnqk,bknd->bqnd", probs, v).reshape(b, t, h)
 
@@ -213,8 +215,8 @@ class BertAttention(nnx.Module):
         self.self = BertSelfAttention(config, dtype=dtype, rngs=rngs)
         self.output = BertSelfOutput(config.hidden_size, "heads", config, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
-        y = self.self(x, mask_bias, deterministic=deterministic, rngs=rngs)
+    def __call__(self, x, mask: AttentionMask, *, deterministic: bool, rngs) -> jax.Array:
+        y = self.self(x, mask, deterministic=deterministic, rngs=rngs)
         return self.output(y, x, deterministic=deterministic, rngs=rngs)
 
 
@@ -237,8 +239,8 @@ class BertLayer(nnx.Module):
             config.intermediate_size, "mlp", config, dtype=dtype, rngs=rngs
         )
 
-    def __call__(self, x, mask_bias, *, deterministic: bool, rngs) -> jax.Array:
-        x = self.attention(x, mask_bias, deterministic=deterministic, rngs=rngs)
+    def __call__(self, x, mask: AttentionMask, *, deterministic: bool, rngs) -> jax.Array:
+        x = self.attention(x, mask, deterministic=deterministic, rngs=rngs)
         return self.output(self.intermediate(x), x, deterministic=deterministic, rngs=rngs)
 
 
@@ -335,22 +337,45 @@ class BertModel(nnx.Module):
         rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
         """Transformer layers [start, stop) on hidden states x [B, T, H]."""
-        bias = attention_bias(attention_mask)
+        mask = AttentionMask(
+            attention_bias(attention_mask), jnp.sum(attention_mask > 0, axis=-1, dtype=jnp.int32)
+        )
 
-        def run(layer, x, bias, rngs):
-            return layer(x, bias, deterministic=deterministic, rngs=rngs)
+        def run(layer, x, mask, rngs):
+            return layer(x, mask, deterministic=deterministic, rngs=rngs)
 
         if self.remat:
             run = nnx.remat(run)
         for layer in self.encoder.layer[start:stop]:
-            x = run(layer, x, bias, rngs)
+            x = run(layer, x, mask, rngs)
         return x
+
+
+class AttentionMask(NamedTuple):
+    """Which keys each row attends to, in the two forms attention kernels take."""
+
+    bias: jax.Array  # [B, 1, 1, T] float32: 0, or a large negative for padding
+    lengths: jax.Array  # [B] int32: attended tokens, padding being at the end of each row
 
 
 def attention_bias(attention_mask: jax.Array) -> jax.Array:
     """[B, T] 1/0 mask -> [B, 1, 1, T] additive float32 bias (0 or a large negative)."""
     big_negative = jnp.finfo(jnp.float32).min
     return jnp.where(attention_mask[:, None, None, :] > 0, 0.0, big_negative).astype(jnp.float32)
+
+
+def fused_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: AttentionMask) -> jax.Array:
+    """softmax(q k^T / sqrt(d) + bias) v for [B, T, N, d] inputs, by jax.nn.dot_product_attention.
+
+    On GPUs with 16-bit inputs it is cuDNN's fused (flash) kernel, which takes the padding as
+    key lengths (jaxrec's token rows are padded at the end); elsewhere XLA's, with the bias:
+    the same products and float32 softmax as the unfused form.
+    """
+    if jax.default_backend() == "gpu" and q.dtype in (jnp.bfloat16, jnp.float16):
+        return jax.nn.dot_product_attention(
+            q, k, v, key_value_seq_lengths=mask.lengths, implementation="cudnn"
+        )
+    return jax.nn.dot_product_attention(q, k, v, bias=mask.bias)
 
 
 def _linear(d_in: int, d_out: int, axes: tuple, dtype: Any, rngs: nnx.Rngs) -> nnx.Linear:

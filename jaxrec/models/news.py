@@ -1,8 +1,10 @@
 """PLM-NR: a BERT news encoder, a user encoder over the click history, dot-product scores.
 
-Batches arrive deduplicated: `news` holds each distinct news item of the batch once
-(token ids [U, L]); histories and candidates are integer indices into it. So every news
-item is encoded once per step, however many histories and impressions share it.
+Batches arrive deduplicated: `news` holds each distinct news item of the batch once, in
+groups of a few token widths (token ids [R, width] per group); histories and candidates are
+integer indices into the groups' vectors, in order. So every news item is encoded once per
+step, however many histories and impressions share it. With a news-vector cache, history
+indices from the number of encoded items on name rows of the cache instead (no gradient).
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ class NewsRecommender(nnx.Module):
         else:
             raise ValueError(f"model.user_encoder must be one of {USER_ENCODERS}: {user_encoder!r}")
 
+    def encode_groups(self, groups, *, deterministic: bool = True, rngs=None) -> jax.Array:
+        """Token groups (each [R, width]) -> the vectors of all their rows, in order [E, D]."""
+        return jnp.concatenate(
+            [self.encode_news(g, deterministic=deterministic, rngs=rngs) for g in groups]
+        )
+
     def encode_news(
         self, tokens: dict[str, jax.Array], *, deterministic: bool = True, rngs=None
     ) -> jax.Array:
@@ -149,35 +157,65 @@ class NewsRecommender(nnx.Module):
         history: jax.Array,
         history_mask: jax.Array,
         *,
+        cache: jax.Array | None = None,
         deterministic: bool = True,
         rngs=None,
     ) -> jax.Array:
-        """News vectors [N, D] and history indices [B, H] into them -> user vectors [B, D]."""
-        clicked = jnp.take(news_vecs, history, axis=0)
+        """News vectors [N, D] and history indices [B, H] into them (or, from N on, into
+        `cache`) -> user vectors [B, D]."""
+        clicked = take_news(news_vecs, history, cache)
         return self.user_encoder(clicked, history_mask, deterministic=deterministic, rngs=rngs)
 
-    def __call__(self, batch: dict[str, jax.Array], *, deterministic: bool = True, rngs=None):
-        """Scores [B, C] of each row's candidates (indices into `batch['news']`)."""
-        news_vecs = self.encode_news(batch["news"], deterministic=deterministic, rngs=rngs)
+    def __call__(self, batch: dict[str, Any], *, deterministic: bool = True, rngs=None):
+        """Scores [B, C] of each row's candidates (indices into the groups of `batch['news']`)."""
+        news_vecs = self.encode_groups(batch["news"], deterministic=deterministic, rngs=rngs)
         return self.score_batch(news_vecs, batch, deterministic=deterministic, rngs=rngs)
 
     def score_batch(
         self,
         news_vecs: jax.Array,
-        batch: dict[str, jax.Array],
+        batch: dict[str, Any],
         *,
+        cache: jax.Array | None = None,
         deterministic: bool = True,
         rngs=None,
     ) -> jax.Array:
-        """Scores [B, C] given the vectors [U, D] of the batch's distinct news items."""
+        """Scores [B, C] given the vectors [U, D] of the batch's encoded news items (and the
+        news-vector cache that history indices from U on read)."""
         users = self.encode_users(
             news_vecs,
             batch["history"],
             batch["history_mask"],
+            cache=cache,
             deterministic=deterministic,
             rngs=rngs,
         )
         return score(users, news_vecs, batch["candidates"])
+
+
+def take_news(news_vecs: jax.Array, index: jax.Array, cache: jax.Array | None = None) -> jax.Array:
+    """Rows of `news_vecs` [N, D] by `index`; with a cache, indices from N on read row
+    `index - N` of the cache, without gradient."""
+    if cache is None:
+        return jnp.take(news_vecs, index, axis=0)
+    n = news_vecs.shape[0]
+    fresh = jnp.take(news_vecs, jnp.minimum(index, n - 1), axis=0)
+    stored = jnp.take(jax.lax.stop_gradient(cache), jnp.maximum(index - n, 0), axis=0)
+    return jnp.where((index < n)[..., None], fresh, stored.astype(fresh.dtype))
+
+
+def write_news_cache(carry: dict[str, jax.Array], rows: jax.Array, vecs: jax.Array):
+    """A news-vector cache (`{"vectors": [rows, D], "age": [rows]}`) after a micro-batch:
+    `vecs` stored for table `rows` without gradient, every age one more and those rows' 0.
+    Row 0 (the empty item, which pads) is never stored."""
+    n = carry["vectors"].shape[0]
+    at = jnp.where(rows > 0, rows, n)
+    vectors = (
+        carry["vectors"]
+        .at[at]
+        .set(jax.lax.stop_gradient(vecs).astype(carry["vectors"].dtype), mode="drop")
+    )
+    return {"vectors": vectors, "age": (carry["age"] + 1).at[at].set(0, mode="drop")}
 
 
 def score(users: jax.Array, news_vecs: jax.Array, candidates: jax.Array) -> jax.Array:

@@ -8,8 +8,10 @@ Training calls, in order:
   check_config           before anything is read, written or compiled
   read                   read and tokenize the data; `record()` is then saved in the workdir
   build                  the model around a pretrained BERT; `trainable_filter` its scope
-  start                  compile inference, fill the frozen-layer caches (`extra`)
-  loss, batches          each step: `loss(model, batch, extra, rngs)` on `batches(step)`
+  start                  compile inference, fill the frozen-layer caches (`extra`) and the
+                         state the step carries (`carry`; a resumed run then restores it)
+  step_loss, batches     each step: `step_loss(model, batch, extra, carry, rngs)` on
+                         `batches(step)`; tasks that carry nothing implement `loss` only
   evaluate               the validation split: early stopping and the best checkpoint
   test                   once, at the end, with the best checkpoint
 Inference (`jaxrec.predict`, `jaxrec.export`) calls `restore_record` instead of `read`, then
@@ -60,6 +62,9 @@ class Task(abc.ABC):
     samples_per_epoch: int = 0
     cached_layers: int = 0  # bottom encoder layers computed once per run, not every step
     extra: Any = None  # what `start` computed for the train step (the frozen-layer caches)
+    # What the train step updates besides the parameters (a news-vector cache): device
+    # arrays that `start` creates, every checkpoint saves and a resumed run restores.
+    carry: Any = None
 
     def __init__(self, config: ml_collections.ConfigDict, env: TaskEnv) -> None:
         self.config, self.env = config, env
@@ -109,9 +114,16 @@ class Task(abc.ABC):
     def loss(self, model: nnx.Module, batch: Any, extra: Any, rngs: nnx.Rngs) -> jax.Array:
         """The scalar training loss of one micro-batch (traced inside the jitted step)."""
 
+    def step_loss(
+        self, model: nnx.Module, batch: Any, extra: Any, carry: Any, rngs: nnx.Rngs
+    ) -> tuple[jax.Array, Any]:
+        """The loss of one micro-batch and the carry after it (what the trainer calls)."""
+        return self.loss(model, batch, extra, rngs), carry
+
     @abc.abstractmethod
     def batches(self, start_step: int) -> Iterator[Any]:
-        """Endless training batches (this process's part), starting at batch `start_step`."""
+        """Endless training batches (this process's part), starting at batch `start_step`
+        (called after `carry` holds the state of that step)."""
 
     @abc.abstractmethod
     def step_flops(self, local_batch: Any) -> float:

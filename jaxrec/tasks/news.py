@@ -1,10 +1,12 @@
 """PLM-NR news recommendation on MIND: data, model, loss, batches, evaluation, predictions.
 
 Every news item is tokenized once into a table; a training batch carries each distinct
-news item once. With only the top k encoder layers trained, the frozen layers below run
-once per news item per run (a cache), not once per step. MIND's convention for splits:
-`dev` is the labelled evaluation split (early stopping and the best checkpoint), `test` has
-no labels and is only predicted.
+news item once, in groups of a few token widths (`data.length_groups`). With only the top k
+encoder layers trained, the frozen layers below run once per news item per run (a cache),
+not once per step. With `train.history_cache` = N, history items read their vectors from a
+cache of every training news item's latest vector, re-encoded when N steps old (the step's
+`carry`). MIND's convention for splits: `dev` is the labelled evaluation split (early
+stopping and the best checkpoint), `test` has no labels and is only predicted.
 """
 
 from __future__ import annotations
@@ -23,17 +25,25 @@ from flax import nnx
 
 from jaxrec import flops, metrics, optim
 from jaxrec.data.mind import BEHAVIORS_FILE
+from jaxrec.data.news_batches import Layout, plan_layout, simulate
 from jaxrec.data.news_data import NewsSplit, load_split, split_folder, stream_split
-from jaxrec.data.pipeline import count_train_samples, train_batches
+from jaxrec.data.pipeline import (
+    count_train_samples,
+    length_buckets,
+    micro_batch_samples,
+    text_lengths,
+    train_batches,
+)
 from jaxrec.data.report import ReadReport
 from jaxrec.errors import DataError
 from jaxrec.models.bert import BertConfig, BertModel
-from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender
+from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender, write_news_cache
 from jaxrec.sharding import take_rows
 from jaxrec.tasks import news_inference as infer
 from jaxrec.tasks.base import Task
 
 log = logging.getLogger(__name__)
+PLAN_MICRO_BATCHES = 256  # simulated to size the batches' groups (more with a history cache)
 
 
 def build_model(config: ml_collections.ConfigDict, bert: BertModel) -> NewsRecommender:
@@ -55,21 +65,37 @@ def softmax_loss(scores: jax.Array) -> jax.Array:
 
 
 def news_loss(cached_layers: int):
-    """loss(model, batch, cache, rngs): softmax over each sample's candidates.
+    """loss(model, batch, lower, carry, rngs) -> (loss, carry): softmax over each sample's
+    candidates.
 
-    With `cached_layers` > 0 the news items' bottom layers come from `cache` (an array
-    [news table rows, L, H]); otherwise `cache` is None and BERT runs whole.
+    With `cached_layers` > 0 the news items' bottom layers come from `lower` (an array
+    [news table rows, L, H]); otherwise `lower` is None and BERT runs whole. With a carry
+    (`{"vectors": [rows, D], "age": [rows]}`), history indices past the encoded items read
+    the cached vectors, and the items encoded here are written back.
     """
 
-    def loss(model: NewsRecommender, batch, cache, rngs) -> jax.Array:
+    def loss(model: NewsRecommender, batch, lower, carry, rngs):
+        groups = batch["news"]
         if not cached_layers:
-            return softmax_loss(model(batch, deterministic=False, rngs=rngs))
-        news = batch["news"]
-        hidden = take_rows(cache, news["rows"])
-        vecs = model.encode_news_from(
-            hidden, news["attention_mask"], cached_layers, deterministic=False, rngs=rngs
-        )
-        return softmax_loss(model.score_batch(vecs, batch, deterministic=False, rngs=rngs))
+            vecs = model.encode_groups(groups, deterministic=False, rngs=rngs)
+        else:
+            vecs = jnp.concatenate(
+                [
+                    model.encode_news_from(
+                        take_rows(lower, g["rows"], g["attention_mask"].shape[1]),
+                        g["attention_mask"],
+                        cached_layers,
+                        deterministic=False,
+                        rngs=rngs,
+                    )
+                    for g in groups
+                ]
+            )
+        cache = None if carry is None else carry["vectors"]
+        scores = model.score_batch(vecs, batch, cache=cache, deterministic=False, rngs=rngs)
+        if carry is not None:
+            carry = write_news_cache(carry, jnp.concatenate([g["rows"] for g in groups]), vecs)
+        return softmax_loss(scores), carry
 
     return loss
 
@@ -119,6 +145,8 @@ class NewsTask(Task):
                 "model.user_heads", heads, f"a divisor of hidden size {encoder.hidden_size}"
             )
         c.boolean("model.cache_frozen_layers")
+        c.boolean("data.length_groups")
+        c.integer("train.history_cache", low=0)
         fields = c.strings("data.news_fields", TEXT_FIELDS)
         if not fields or "title" not in fields:
             expected = f"a list of {TEXT_FIELDS} that includes 'title'"
@@ -183,32 +211,76 @@ class NewsTask(Task):
     # -- 3. Start ------------------------------------------------------------------------------
 
     def start(self, graphdef: nnx.GraphDef, states) -> None:
-        """Compiles inference and runs the frozen bottom layers once per news item."""
+        """Compiles inference, runs the frozen bottom layers once per news item, plans the
+        batches' layout and fills the news-vector cache."""
         self.infer = infer.NewsInference(graphdef, self.env.feed)
-        self.dev_cache = None
-        if not self.cached_layers:
-            return
-        tick, bs = time.time(), self.config.train.eval_batch_size
-        train_cache = infer.lower_cache(
-            self.infer, states, self.train.table, self.cached_layers, bs
-        )
-        self.dev_cache = infer.lower_cache(
-            self.infer, states, self.dev.table, self.cached_layers, bs
-        )
-        self.extra = train_cache.hidden
+        self.dev_cache = train_cache = None
+        bs = self.config.train.eval_batch_size
+        if self.cached_layers:
+            tick = time.time()
+            train_cache = infer.lower_cache(
+                self.infer, states, self.train.table, self.cached_layers, bs
+            )
+            self.extra = train_cache.hidden
+            log.info(
+                "frozen layers 0-%d computed once per training news item in %.1f s",
+                self.cached_layers - 1,
+                time.time() - tick,
+            )
+        self.layout = self._plan_layout()
         log.info(
-            "frozen layers 0-%d computed once per news item in %.1f s",
-            self.cached_layers - 1,
-            time.time() - tick,
+            "news per micro-batch: widths %s, rows %s (the widest grows by %d when needed)",
+            self.layout.widths,
+            self.layout.capacities,
+            self.layout.bucket,
         )
+        if self.config.train.history_cache:
+            tick = time.time()
+            vecs = infer.news_vectors(self.infer, states, self.train.table, bs, train_cache)
+            feed, stale = self.env.feed, self._refresh_micro_batches()
+            self.carry = {
+                "vectors": feed.replicate(vecs),
+                "age": feed.replicate(np.full(len(vecs), stale, np.int32)),
+            }
+            log.info(
+                "news-vector cache of %d items filled in %.1f s", len(vecs), time.time() - tick
+            )
+
+    def _refresh_micro_batches(self) -> int:
+        t = self.config.train
+        return t.history_cache * t.micro_batches
+
+    def _plan_layout(self) -> Layout:
+        """Groups of a few widths sized on the first batches (or one full-width group)."""
+        c = self.config
+        if not c.data.length_groups:
+            return Layout.full_width(c.data.title_len, c.data.news_bucket)
+        widths = length_buckets(c.data.title_len)
+        refresh = self._refresh_micro_batches()
+        samples = micro_batch_samples(
+            self.train.log,
+            batch_size=c.train.batch_size // c.train.micro_batches,
+            npratio=c.data.npratio,
+            seed=c.seed,
+            count=max(PLAN_MICRO_BATCHES, 4 * refresh),
+        )
+        lengths = text_lengths(self.train.table.tokens["attention_mask"])
+        counts = simulate(lengths, widths, samples, refresh)
+        return plan_layout(counts, widths, bucket=c.data.news_bucket, shards=self.env.feed.block[2])
 
     # -- 4. Loss and 5. batches ------------------------------------------------------------------
 
     def loss(self, model, batch, extra, rngs) -> jax.Array:
-        return news_loss(self.cached_layers)(model, batch, extra, rngs)
+        return news_loss(self.cached_layers)(model, batch, extra, None, rngs)[0]
+
+    def step_loss(self, model, batch, extra, carry, rngs):
+        return news_loss(self.cached_layers)(model, batch, extra, carry, rngs)
 
     def batches(self, start_step: int):
         c = self.config
+        age = None
+        if self.carry is not None:
+            age = np.array(self.env.feed.get(self.carry["age"]))
         return train_batches(
             self.train.log,
             self.train.table,
@@ -219,14 +291,21 @@ class NewsTask(Task):
             micro_batches=c.train.micro_batches,
             block=self.env.feed.block,
             start_batch=start_step,
+            layout=self.layout,
+            history_cache=c.train.history_cache,
+            age=age,
         )
 
     def step_flops(self, local_batch) -> float:
-        m, rows, length = local_batch["news"]["input_ids"].shape
+        groups = local_batch["news"]
         layers, k = self.bert_config.num_hidden_layers, self.config.model.trainable_layers
+        scale = self.env.feed.scale
         return flops.encoder_step_flops(
             self.bert_config,
-            [(m * rows * self.env.feed.scale, length)],
+            [
+                (g["input_ids"].shape[0] * g["input_ids"].shape[1] * scale, g["input_ids"].shape[2])
+                for g in groups
+            ],
             computed_layers=layers - self.cached_layers,
             trained_layers=layers if k < 0 else k,
         )
@@ -238,6 +317,10 @@ class NewsTask(Task):
 
     def evaluate(self, states) -> dict[str, float]:
         bs = self.config.train.eval_batch_size
+        if self.cached_layers and self.dev_cache is None:  # the frozen layers: once per run
+            self.dev_cache = infer.lower_cache(
+                self.infer, states, self.dev.table, self.cached_layers, bs
+            )
         return infer.evaluate_split(
             self.infer, states, self.dev.table, self.dev.log, bs, self.dev_cache
         )

@@ -21,7 +21,7 @@ from jaxrec.sharding import Feed, padded_rows, row_sharding, take_rows
 
 def cached_rows(cache: jax.Array, rows: jax.Array, mask: jax.Array) -> jax.Array:
     """The cache's hidden states [B, W, H] for `rows`, cut to the mask's width W."""
-    return take_rows(cache, rows)[:, : mask.shape[1]]
+    return take_rows(cache, rows, mask.shape[1])
 
 
 def table_hidden(
