@@ -51,12 +51,14 @@ def click_log(impressions: Sequence[Impression], table: NewsTable, history_len: 
     return ClickLog(history, mask, candidates, labels)
 
 
-def train_samples(log: ClickLog, npratio: int, seed: int) -> dict[str, np.ndarray]:
-    """One epoch of (history, 1 positive + `npratio` negatives) samples, shuffled by `seed`.
+def sample_plan(log: ClickLog, npratio: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch of samples, shuffled by `seed`: each one's impression row in `log` and its
+    candidates (1 positive + `npratio` negatives), [S] and [S, 1 + npratio].
 
     Negatives are drawn without replacement when the impression has enough, else with
     replacement (as MIND's reference code does). Impressions without a click or without a
-    non-click give no samples.
+    non-click give no samples. Histories stay in `log` and are gathered batch by batch: at
+    MIND-large size an epoch's copy of them would be 3.4M x 50 indices and masks.
     """
     if log.labels is None:
         raise ValueError("training needs labelled impressions")
@@ -75,12 +77,22 @@ def train_samples(log: ClickLog, npratio: int, seed: int) -> dict[str, np.ndarra
     rows_arr = np.concatenate(rows) if rows else np.zeros(0, np.int32)
     cand_arr = np.concatenate(cands) if cands else np.zeros((0, npratio + 1), np.int32)
     order = rng.permutation(len(rows_arr))
-    rows_arr, cand_arr = rows_arr[order], cand_arr[order]
+    return rows_arr[order], cand_arr[order].astype(np.int32)
+
+
+def gather_samples(log: ClickLog, rows: np.ndarray, candidates: np.ndarray) -> dict[str, Any]:
+    """The samples of `sample_plan` rows with their histories: history, history_mask and
+    candidates."""
     return {
-        "history": log.history[rows_arr],
-        "history_mask": log.history_mask[rows_arr],
-        "candidates": cand_arr.astype(np.int32),
+        "history": log.history[rows],
+        "history_mask": log.history_mask[rows],
+        "candidates": candidates,
     }
+
+
+def train_samples(log: ClickLog, npratio: int, seed: int) -> dict[str, np.ndarray]:
+    """One whole epoch of `sample_plan` with its histories (for benchmarks and tests)."""
+    return gather_samples(log, *sample_plan(log, npratio, seed))
 
 
 def count_train_samples(log: ClickLog) -> int:
@@ -136,13 +148,12 @@ def train_batches(
         # regenerates that epoch and skips to it, so it sees exactly the batches it would have.
         epoch, skip = divmod(start_batch, per_epoch)
         while True:
-            samples = train_samples(log, npratio, seed + epoch)
+            rows, candidates = sample_plan(log, npratio, seed + epoch)
             for b in range(skip, per_epoch):
+                part = slice(b * batch_size, (b + 1) * batch_size)
                 part = {
-                    k: v[b * batch_size : (b + 1) * batch_size].reshape(
-                        micro_batches, micro, *v.shape[1:]
-                    )
-                    for k, v in samples.items()
+                    k: v.reshape(micro_batches, micro, *v.shape[1:])
+                    for k, v in gather_samples(log, rows[part], candidates[part]).items()
                 }
                 step = builder.step(part["history"], part["history_mask"], part["candidates"])
                 yield _local_news_step(step, table.tokens, block)
@@ -159,9 +170,10 @@ def micro_batch_samples(
     for b in range(count):
         epoch, i = divmod(b, per_epoch)
         if i == 0:
-            samples = train_samples(log, npratio, seed + epoch)
+            rows, candidates = sample_plan(log, npratio, seed + epoch)
         part = slice(i * batch_size, (i + 1) * batch_size)
-        yield samples["history"][part], samples["history_mask"][part], samples["candidates"][part]
+        s = gather_samples(log, rows[part], candidates[part])
+        yield s["history"], s["history_mask"], s["candidates"]
 
 
 def _local_news_step(step, tokens: dict[str, np.ndarray], block) -> dict[str, Any]:
