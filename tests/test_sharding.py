@@ -180,10 +180,10 @@ def _cached_step_and_eval(config, mesh):
         tx, _, opt_state, shardings = train.place_optimizer(config, trainable, frozen, mesh, 4)
         task.start(graphdef, (trainable, frozen))
         extra = jax.tree.map(lambda x: x.sharding, task.extra)
-        step = train.make_train_step(graphdef, tx, task.loss, shardings | {"extra": extra})
+        step = train.make_train_step(graphdef, tx, task.step_loss, shardings | {"extra": extra})
         batch = task.env.feed.put_local(next(task.batches(0)), axis=1)
-        trainable, _, metrics = step(
-            trainable, frozen, opt_state, batch, jax.random.key(0), task.extra
+        trainable, _, _, metrics = step(
+            trainable, frozen, opt_state, task.carry, batch, jax.random.key(0), task.extra
         )  # the step donates the old parameters: evaluate the updated ones
         return task.extra, float(metrics["loss"]), task.evaluate((trainable, frozen))
 
