@@ -43,8 +43,12 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
+$(VENV)/.bench-installed: $(VENV)/.dev-installed
+	$(PIP) install -e ".[dev,bench]" 2>&1 | $(QUIET_PIP)
+	touch $@
+
 # Every CPU benchmark in turn (about 30 minutes); results go in benchmarks/README.md.
-bench: $(VENV)/.dev-installed
+bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/train_step.py --repeats=20
 	$(PY) benchmarks/ablations.py --repeats=20
 	$(PY) benchmarks/matmul.py

@@ -36,8 +36,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.dir = SAMPLE  # holds train/ and dev/ (optionally test/); tfds: its manual folder
     c.data.tfds_config = "small"  # with data.source="tfds": small | large | demo
     c.data.tfds_data_dir = ""  # with data.source="tfds": empty is TFDS's own default
-    c.data.news_fields = ("title",)  # any of category, title, abstract
-    c.data.title_len = 24  # tokens per news item (whole text); the sample's titles fit in 25
+    # Any of category, title, abstract: "category subcategory: title" and the abstract as the
+    # second segment. An empty category adds nothing, so data without one costs nothing more.
+    c.data.news_fields = ("category", "title", "abstract")
+    c.data.title_len = 48  # tokens per news item (whole text); MIND's abstracts run past 48
     c.data.history_len = 50
     c.data.npratio = 4  # non-clicked candidates per clicked one
     # Each step's distinct news encoded in groups of a few token widths (sized on the first
@@ -55,13 +57,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     c.train = common.train_fields()
     c.train.early_stopping_metric = "auc"  # auc | mrr | ndcg@5 | ndcg@10
+    c.train.num_steps = 500
+    # The attention pooling and the user encoder start from scratch: they learn faster at 10x
+    # the encoder's rate (dev AUC per CPU minute, benchmarks/README.md "News recipes").
+    c.train.head_lr_multiplier = 10.0
     # N > 0: history news read their vectors from a cache (no gradient), re-encoded when N
     # steps old; candidates are always encoded. 0: every history item encoded every step.
-    c.train.history_cache = 0
+    c.train.history_cache = 20
     c.mesh = common.mesh_fields()
 
     if arg == "tiny":
         c.model.trainable_layers = 1
+        c.data.news_fields = ("title",)
         c.data.title_len = 16
         c.data.history_len = 8
         c.data.news_bucket = 32
@@ -72,11 +79,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.eval_every = 2
         c.train.save_every = 2
         c.train.eval_batch_size = 64
+        c.train.history_cache = 0  # tests turn it on where they test it
     elif arg == "mind":
         # MIND through TFDS: downloaded once, or from --config.data.dir as a manual folder.
         c.data.source, c.data.dir = "tfds", ""
         c.model.trainable_layers = -1
-        c.data.title_len = 32
         c.data.news_bucket = 256
         c.train.batch_size = 32
         c.train.num_steps = 20_000
