@@ -24,6 +24,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.user_len = 32
     c.data.item_len = 48
     c.train.early_stopping_metric = {"rating": "rmse", "click": "auc", "multilabel": "map"}[task]
+    if task == "multilabel":
+        c.model.head = "mlp"  # one output per label
     if arg not in (None, "", "tiny", "rating", "click", "multilabel"):
         raise ValueError(
             f"configs/ecommerce.py takes '', 'tiny', 'rating', 'click' or 'multilabel', not {arg!r}"
