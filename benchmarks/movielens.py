@@ -159,12 +159,24 @@ COLUMNS = ("bias", "MF", "IDs only", "jaxrec", "oracle")
 # Each choice of the defaults undone alone: (name, what it changes in the config).
 ABLATIONS = (
     ("defaults", lambda c: None),
-    ("frozen-encoder phase only", lambda c: c.train.update(phases=c.train.phases[:1])),
+    ("+ top layer phase", lambda c: c.train.update(phases=(*c.train.phases, TOP_LAYER))),
     ("no ID L2", lambda c: c.model.update(id_l2=0.0, id_bias_l2=0.0)),
+    ("ID L2 x3", lambda c: c.model.update(id_l2=0.3, id_bias_l2=0.06)),
     ("head dropout 0.1", lambda c: c.model.update(head_dropout=0.1)),
     ("MLP head", lambda c: c.model.update(head="mlp")),
+    ("learning rate 1e-2", lambda c: c.train.update(phases=_scaled(c.train.phases, 1e-2))),
+    ("batch 64, 5 epochs", lambda c: c.train.update(batch_size=64, phases=_epochs(c, 5))),
     ("IDs only", lambda c: c.model.update(use_text=False)),
 )
+TOP_LAYER = dict(trainable_layers=1, num_epochs=1, learning_rate=1e-4)
+
+
+def _scaled(phases, lr: float):
+    return tuple(dict(p, learning_rate=lr) for p in phases)
+
+
+def _epochs(config, n: float):
+    return tuple(dict(p, num_epochs=n) for p in config.train.phases)
 
 
 def ablation(fold: str, folder: Path, base_config, names: list[str]) -> list[dict]:
