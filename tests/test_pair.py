@@ -175,6 +175,7 @@ def test_lora_trains_few_parameters_and_exports_merged(tiny_bert_dir, tmp_path, 
     config = _config(tiny_bert_dir, "click")
     config.model.lora_rank = 4
     config.model.lora_targets = ("query", "value")
+    config.train.phases = ()  # LoRA trains in one phase of train.num_steps
     config.train.learning_rate = 1e-2
     with caplog.at_level("INFO"):
         train.train_and_evaluate(config, tmp_path / "wd")
