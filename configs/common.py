@@ -11,6 +11,9 @@ def train_fields() -> ml_collections.ConfigDict:
     t.micro_batches = 1  # gradient accumulation: batch_size is split into this many
     t.num_steps = 200
     t.learning_rate = 1e-4
+    # Training phases (jaxrec/phases.py), each a dict of trainable_layers, num_epochs and
+    # learning_rate; empty: one phase of model.trainable_layers, learning_rate and num_steps.
+    t.phases = ()
     t.head_lr_multiplier = 1.0  # learning rate of the heads and ID embeddings, relative
     t.warmup_steps = 20
     t.schedule = "linear"  # linear | cosine | constant

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,10 @@ def manager(
         raise CheckpointError(f"{directory}: expected a folder of checkpoints, found a file")
     options = ocp.CheckpointManagerOptions(
         preservation_policy=None if read_only else policies.AnyPreservationPolicy(keep_policies),
+        # Orbax writes each checkpoint's metrics only with a best_fn: without them on disk, a
+        # resumed run would not know its best checkpoint and could delete it.
+        best_fn=(lambda m: sign * float(m[metric])) if metric else None,
+        best_mode="max",
         create=not read_only,
         read_only=read_only,
         save_interval_steps=0 if read_only else 1,  # Orbax warns when it has to change it
@@ -131,26 +136,33 @@ def restore_carry(mngr: ocp.CheckpointManager, step: int, abstract: Any) -> Any:
 
 
 def restore_latest(
-    mngr: ocp.CheckpointManager, abstract_params: nnx.State, abstract_opt_state: Any
+    mngr: ocp.CheckpointManager,
+    abstract_params: nnx.State,
+    abstract_opt_state: Any | Callable[[int], Any],
 ) -> tuple[int, nnx.State, Any, dict[str, Any]] | None:
     """The newest readable checkpoint (step, params, opt_state, progress), or None if none.
 
-    An unreadable checkpoint is skipped with a warning naming it; once an older one reads,
-    the unreadable ones after it are moved aside (`set_aside`), so that the run can save their
-    steps again. With none readable, nothing is moved and CheckpointError names the steps. One
-    that reads but does not fit the model is an error naming the mismatching parameters.
+    `abstract_opt_state` is the optimizer state to restore into, or a function of the step
+    that gives it (training phases differ in what they train). An unreadable checkpoint is
+    skipped with a warning naming it; once an older one reads, the unreadable ones after it are
+    moved aside (`set_aside`), so that the run can save their steps again. With none readable,
+    nothing is moved and CheckpointError names the steps. One that reads but does not fit the
+    model is an error naming the mismatching parameters.
     """
     steps = sorted(mngr.all_steps(), reverse=True)
     unreadable: list[int] = []
     for step in steps:
         path = Path(mngr.directory) / str(step)
         check_fits(mngr, step, abstract_params)
+        opt_state = abstract_opt_state
+        if callable(opt_state):
+            opt_state = opt_state(step)
         try:
             restored = mngr.restore(
                 step,
                 args=ocp.args.Composite(
                     params=ocp.args.StandardRestore(abstract_params),
-                    opt_state=ocp.args.StandardRestore(abstract_opt_state),
+                    opt_state=ocp.args.StandardRestore(opt_state),
                     progress=ocp.args.JsonRestore(),
                 ),
             )

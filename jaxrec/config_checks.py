@@ -42,6 +42,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _check_common(c)
     encoder = hf.read_config(pretrained.resolve(c.get("model.init_from")))
     c.integer("model.trainable_layers", low=-1, high=encoder.num_hidden_layers)
+    _check_phases(c, task, encoder.num_hidden_layers)
     task.check_config(c, encoder)
 
 
@@ -189,6 +190,29 @@ def _check_train(c: Checker) -> None:
         c.integer(f"train.{key}", low=1)
     c.integer("train.patience", low=0)
     c.string("train.early_stopping_metric", empty=False)
+
+
+def _check_phases(c: Checker, task, num_layers: int) -> None:
+    """train.phases: () or dicts of jaxrec.phases.PHASE_KEYS, for tasks that train in phases."""
+    from jaxrec.phases import PHASE_KEYS
+
+    phases = c.get("train.phases", ())
+    if not isinstance(phases, list | tuple):
+        raise c.fail("train.phases", phases, f"a list of dicts of {PHASE_KEYS}")
+    if phases and not task.trains_in_phases:
+        expected = f"() (config.task={task.name!r} trains one scope: model.trainable_layers)"
+        raise c.fail("train.phases", phases, expected)
+    for i, phase in enumerate(phases):
+        key = f"train.phases[{i}]"
+        if not hasattr(phase, "keys") or set(phase.keys()) != set(PHASE_KEYS):
+            raise c.fail(key, phase, f"a dict of exactly {PHASE_KEYS}")
+        k = phase["trainable_layers"]
+        if isinstance(k, bool) or not isinstance(k, int) or not -1 <= k <= num_layers:
+            raise c.fail(f"{key}.trainable_layers", k, f"an integer in [-1, {num_layers}]")
+        for name, low in (("num_epochs", "> 0"), ("learning_rate", ">= 0")):
+            value = phase[name]
+            if not _is_number(value) or value < 0 or (value == 0 and low == "> 0"):
+                raise c.fail(f"{key}.{name}", value, f"a number {low}")
 
 
 def _check_mesh(c: Checker) -> None:

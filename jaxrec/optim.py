@@ -16,10 +16,13 @@ _NO_DECAY = re.compile(r"(^|\.)(bias|LayerNorm\.scale|LayerNorm\.bias)$")
 SCHEDULES = ("linear", "cosine", "constant")  # after the linear warm-up
 
 
-def schedule(train: ml_collections.ConfigDict, num_steps: int) -> optax.Schedule:
-    """Linear warm-up to `learning_rate`, then linear or cosine decay to 0 at `num_steps`."""
+def schedule(
+    train: ml_collections.ConfigDict, num_steps: int, peak: float | None = None
+) -> optax.Schedule:
+    """Linear warm-up to `peak` (train.learning_rate by default), then linear or cosine decay
+    to 0 at `num_steps`."""
     warmup = min(int(train.warmup_steps), num_steps)
-    peak = float(train.learning_rate)
+    peak = float(train.learning_rate if peak is None else peak)
     decay_steps = max(num_steps - warmup, 1)
     if train.schedule == "linear":
         decay = optax.linear_schedule(peak, 0.0, decay_steps)
@@ -96,13 +99,16 @@ def trainable_filter(num_layers: int, trainable_layers: int):
     return is_trainable
 
 
-def frozen_bottom_layers(model: ml_collections.ConfigDict, num_layers: int) -> int:
-    """How many bottom encoder layers are frozen and cached (0: none, or caching is off).
+def frozen_bottom_layers(
+    model: ml_collections.ConfigDict, num_layers: int, trainable_layers: int | None = None
+) -> int:
+    """How many bottom encoder layers are frozen and cached (0: none, or caching is off), with
+    `trainable_layers` (by default model.trainable_layers) trained.
 
     Frozen layers run in inference mode (no dropout) when cached; that is the only difference
     from running them in every step, and it saves all of their compute after the first pass.
     """
-    k = model.trainable_layers
+    k = model.trainable_layers if trainable_layers is None else trainable_layers
     if not model.cache_frozen_layers or k < 0 or k >= num_layers:
         return 0
     return num_layers - k

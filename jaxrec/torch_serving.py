@@ -139,8 +139,10 @@ class PairRecommender(nn.Module):
 
     Text vectors are BERT's last hidden states pooled (mean over real tokens, or [CLS]); two
     towers encode user and item texts apart, a cross-encoder reads `[CLS] user [SEP] item
-    [SEP]`. ID embeddings and biases (row 0 for IDs unseen in training) join the text; the
-    head is an MLP or a dot product; outputs become ratings in the range or probabilities.
+    [SEP]`; a model without text reads none. ID embeddings and biases (row 0 for IDs unseen
+    in training) join the text; the head is an MLP, or biased matrix factorisation whose
+    factors are the ID embeddings plus projected (L2-normalised) text vectors; outputs become
+    ratings clipped to the range, or probabilities.
     """
 
     def __init__(
@@ -208,14 +210,18 @@ class PairRecommender(nn.Module):
         user_rows: torch.Tensor,
         item_rows: torch.Tensor,
     ) -> torch.Tensor:
-        """The head's outputs [B, K] before the sigmoid (and the rating range)."""
-        if self.config["architecture"] == "cross":
+        """The head's outputs [B, K] before the sigmoid (or the clip to the rating range)."""
+        if not self.config.get("use_text", True):
+            u = i = None
+        elif self.config["architecture"] == "cross":
             text = self.encode(**cross_tokens(users, items))
             return self._head([text], user_rows, item_rows).float()
-        u, i = self.encode(**users), self.encode(**items)
+        else:
+            u, i = self.encode(**users), self.encode(**items)
         if self.config["head"] == "dot":
             return self._dot(u, i, user_rows, item_rows).float()
-        return self._head([u, i, u * i], user_rows, item_rows).float()
+        parts = [] if u is None else [u, i, u * i]
+        return self._head(parts, user_rows, item_rows).float()
 
     def _bias(self, user_rows, item_rows) -> torch.Tensor:
         bias = self.p["global_bias"]
@@ -225,10 +231,16 @@ class PairRecommender(nn.Module):
         return bias
 
     def _dot(self, u, i, user_rows, item_rows) -> torch.Tensor:
+        p, bias = self.p, self._bias(user_rows, item_rows)
+        f_user = f_item = 0
         if self.config["user_ids"]:
-            u = u + self.p["user_ids_embedding"][user_rows]
-            i = i + self.p["item_ids_embedding"][item_rows]
-        return (u * i).sum(dim=-1, keepdim=True) + self._bias(user_rows, item_rows)
+            f_user, f_item = p["user_ids_embedding"][user_rows], p["item_ids_embedding"][item_rows]
+        if u is not None:
+            u, i = (torch.nn.functional.normalize(x, dim=-1, eps=1e-6) for x in (u, i))
+            bias = bias + u @ p["user_text_bias_kernel"] + i @ p["item_text_bias_kernel"]
+            f_user = f_user + u @ p["user_factor_kernel"] + p["user_factor_bias"]
+            f_item = f_item + i @ p["item_factor_kernel"] + p["item_factor_bias"]
+        return (f_user * f_item).sum(dim=-1, keepdim=True) + bias
 
     def _head(self, parts: list[torch.Tensor], user_rows, item_rows) -> torch.Tensor:
         p = self.p
@@ -239,10 +251,10 @@ class PairRecommender(nn.Module):
         return x @ p["out_kernel"] + p["out_bias"] + self._bias(user_rows, item_rows)
 
     def _to_prediction(self, out: torch.Tensor) -> torch.Tensor:
-        """Logits -> a rating inside the range, or probabilities."""
+        """Outputs -> the rating clipped to the range, or probabilities."""
         if self.config["pair_task"] == "rating":
             low, high = self.config["rating_range"]
-            return low + (high - low) * torch.sigmoid(out)
+            return out.clamp(low, high)
         return torch.sigmoid(out)
 
 

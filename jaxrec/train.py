@@ -3,8 +3,9 @@
 The loop is the same for every task (`config.task`: news, or rating/click/multi-label pairs);
 a Task (jaxrec/tasks/base.py) brings the data, the model, the loss, the batches and the
 evaluation. Reading top to bottom: checks and mesh, data, model created into its shardings,
-optimizer, resume, the steps (logging, validation, early stopping, checkpoints, preemption),
-then the test split scored once with the best checkpoint.
+resume, then each training phase (jaxrec/phases.py: its scope and optimizer, the steps with
+logging, validation, early stopping, checkpoints and preemption; the next phase starts from
+the best parameters so far), then the test split scored once with the best checkpoint.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from jaxrec import checkpointing, flops, optim, pretrained, sharding, workdirs
+from jaxrec import checkpointing, flops, optim, phases, pretrained, sharding, workdirs
 from jaxrec.config_checks import check_batch_split, check_config
 from jaxrec.convert import hf
 from jaxrec.data.report import ReadReport
@@ -139,9 +140,12 @@ def create_model(
     return model
 
 
-def place_optimizer(config, trainable: nnx.State, frozen: nnx.State, mesh, num_steps: int):
-    """(tx, lr, opt_state, shardings): AdamW whose state lives where its parameters do."""
-    lr = optim.schedule(config.train, num_steps)
+def place_optimizer(
+    config, trainable: nnx.State, frozen: nnx.State, mesh, num_steps: int, peak_lr=None
+):
+    """(tx, lr, opt_state, shardings): AdamW whose state lives where its parameters do, its
+    learning rate warming up to `peak_lr` (train.learning_rate) and decaying over `num_steps`."""
+    lr = optim.schedule(config.train, num_steps, peak_lr)
     tx = optim.optimizer(config.train, lr, trainable)
     rules = config.mesh.rules
     replicated = NamedSharding(mesh, P())
@@ -201,6 +205,44 @@ class EarlyStopping:
             setattr(self, key, progress[key])
         return int(progress["step"])
 
+    def next_phase(self) -> None:
+        """A new training phase: the best so far stays, the patience starts again."""
+        self.evals_since_best, self.done = 0, False
+
+
+@dataclasses.dataclass
+class Placed:
+    """One phase's model: trained and frozen parameters, placed, and the phase's optimizer."""
+
+    phase: phases.Phase
+    is_trainable: Any
+    graphdef: nnx.GraphDef
+    states: tuple[nnx.State, nnx.State]
+    tx: optax.GradientTransformation
+    lr: optax.Schedule
+    opt_state: Any
+    shardings: dict[str, Any]
+
+    @property
+    def params(self) -> nnx.State:
+        return nnx.merge_state(*self.states).filter(nnx.Param)
+
+    def with_params(self, params: nnx.State) -> tuple[nnx.State, nnx.State]:
+        """(trainable, frozen) holding `params` in place of this placement's parameters."""
+        return _split_params(self.graphdef, self.states, params, self.is_trainable)
+
+
+def place_phase(
+    config, task: Task, model: nnx.Module, phase: phases.Phase, mesh, num_layers: int
+) -> Placed:
+    """Splits `model` into what `phase` trains of its `num_layers` encoder layers and what it
+    freezes, with a fresh optimizer."""
+    task.begin_phase(phase.trainable_layers)
+    is_trainable = task.trainable_filter(num_layers)
+    graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
+    placed = place_optimizer(config, trainable, frozen, mesh, phase.num_steps, phase.learning_rate)
+    return Placed(phase, is_trainable, graphdef, (trainable, frozen), *placed)
+
 
 class Throughput:
     """Samples/s, model TFLOP/s and, on known accelerators, MFU since the last reading."""
@@ -242,16 +284,15 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
     lead = jax.process_index() == 0  # only process 0 writes files other than checkpoints
     task, folder, bert_config = _read_task(config, workdir, mesh, task_type, lead)
 
-    # Model and optimizer, placed by the mesh and rule table; only the task's scope of the
-    # encoder is trained.
+    # The model, placed by the mesh and rule table; each phase trains its scope of it.
     model = create_model(config, bert_config, folder, mesh, task.build)
-    is_trainable = task.trainable_filter(bert_config.num_hidden_layers)
-    graphdef, trainable, frozen = nnx.split(model, is_trainable, ...)
-    num_steps = int(config.train.num_steps)
-    tx, lr, opt_state, shardings = place_optimizer(config, trainable, frozen, mesh, num_steps)
+    plan = phases.plan(config.train, config.model, task.samples_per_epoch)
+    layers = bert_config.num_hidden_layers
+    placed = place_phase(config, task, model, plan[0], mesh, layers)
+    trainable, frozen = placed.states
     sharding.overview(
         nnx.merge_state(trainable, frozen),
-        nnx.merge_state(shardings["trainable"], shardings["frozen"]),
+        nnx.merge_state(placed.shardings["trainable"], placed.shardings["frozen"]),
         mesh,
         config.mesh.max_replicated_share,
     )
@@ -259,7 +300,8 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         "parameters: %s trainable of %s", _count(trainable), _count(trainable) + _count(frozen)
     )
 
-    # Resume: the workdir's own latest readable checkpoint, else the pretrained weights.
+    # Resume: the workdir's own latest readable checkpoint, else the pretrained weights. Its
+    # optimizer state is that of the phase its step belongs to.
     t = config.train
     stopper = EarlyStopping(
         t.early_stopping_metric, task.higher_is_better(t.early_stopping_metric), t.patience
@@ -270,35 +312,49 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
         higher_is_better=stopper.higher_is_better,
         keep=t.keep_checkpoints,
     )
-    params = nnx.merge_state(trainable, frozen).filter(nnx.Param)
+
+    def opt_state_at(step: int):
+        nonlocal placed
+        phase = phases.phase_at(plan, step)
+        if phase != placed.phase:
+            model = nnx.merge(placed.graphdef, *placed.states)
+            placed = place_phase(config, task, model, phase, mesh, layers)
+        return placed.opt_state
+
     step = 0
-    restored = checkpointing.restore_latest(ckpt, params, opt_state)
+    restored = checkpointing.restore_latest(ckpt, placed.params, opt_state_at)
     if restored:
         _, params, opt_state, progress = restored
         step = stopper.restore(progress)
-        trainable, frozen = _split_params(graphdef, (trainable, frozen), params, is_trainable)
+        placed.states, placed.opt_state = placed.with_params(params), opt_state
         log.info("resuming from %s/%d", ckpt.directory, step)
 
-    task.start(graphdef, (trainable, frozen))
-    if restored and task.carry is not None:
-        task.carry = checkpointing.restore_carry(ckpt, step, task.carry)
     writer = (
         tf.summary.create_file_writer(str(workdir / "tensorboard"))
         if lead
         else tf.summary.create_noop_writer()
     )
-    log.info(
-        "%d training samples per epoch; %d steps of %d (%.2f epochs)",
-        task.samples_per_epoch,
-        num_steps,
-        t.batch_size,
-        num_steps * t.batch_size / max(task.samples_per_epoch, 1),
-    )
     try:
-        step, (trainable, frozen) = _loop(
-            config, task, graphdef, (trainable, frozen), opt_state, tx, lr, shardings,
-            ckpt, stopper, writer, step, lead,
-        )  # fmt: skip
+        while True:
+            phase = placed.phase
+            if not stopper.done and step < phase.last_step:
+                log.info(phases.describe(phase, len(plan), t.batch_size, task.samples_per_epoch))
+                task.start(placed.graphdef, placed.states)
+                if restored and task.carry is not None:  # the resumed step's carry
+                    task.carry = checkpointing.restore_carry(ckpt, step, task.carry)
+                restored = None
+                step, placed.states = _loop(
+                    config, task, placed, ckpt, stopper, writer, step, lead, len(plan)
+                )
+            if phase.index + 1 == len(plan):
+                break
+            # The next phase starts from the best parameters so far, at its own first step.
+            ckpt.wait_until_finished()
+            placed.states = _best_states(workdir, placed, stopper.best_step, step)
+            model = nnx.merge(placed.graphdef, *placed.states)
+            placed = place_phase(config, task, model, plan[phase.index + 1], mesh, layers)
+            stopper.next_phase()
+            step = placed.phase.first_step - 1
     finally:
         ckpt.wait_until_finished()  # a save in flight completes; the last good one stays
         ckpt.close()
@@ -306,12 +362,7 @@ def _train_and_evaluate(config, workdir: Path, mesh, task_type) -> dict[str, Any
 
     test = None
     if task.has_test_labels:  # scored once, by the checkpoint chosen on validation
-        states = (trainable, frozen)
-        if stopper.best_step != step:
-            params = nnx.merge_state(trainable, frozen).filter(nnx.Param)
-            best, _ = checkpointing.restore_params(workdir, params, stopper.best_step)
-            states = _split_params(graphdef, states, best, is_trainable)
-        test = task.test(states)
+        test = task.test(_best_states(workdir, placed, stopper.best_step, step))
     results = {
         "dev": stopper.best_metrics,
         "test": test,
@@ -350,15 +401,14 @@ def _read_task(config, workdir: Path, mesh, task_type, lead: bool):
 
 
 def _loop(
-    config, task: Task, graphdef, states, opt_state, tx, lr, shardings, ckpt, stopper, writer,
-    step: int, lead: bool,
-):  # fmt: skip
-    """Steps from `step` to train.num_steps or early stopping; returns (step, states)."""
-    t, (trainable, frozen) = config.train, states
-    num_steps = int(t.num_steps)
+    config, task: Task, placed: Placed, ckpt, stopper, writer, step: int, lead: bool, count: int
+):
+    """Steps from `step` to the end of the phase or early stopping; returns (step, states)."""
+    t, phase, (trainable, frozen) = config.train, placed.phase, placed.states
+    opt_state, lr = placed.opt_state, placed.lr
     # The task's caches stay where `start` put them (split by rows over the batch axes).
-    extra = jax.tree.map(lambda x: x.sharding, task.extra)
-    train_step = make_train_step(graphdef, tx, task.step_loss, shardings | {"extra": extra})
+    shardings = placed.shardings | {"extra": jax.tree.map(lambda x: x.sharding, task.extra)}
+    train_step = make_train_step(placed.graphdef, placed.tx, task.step_loss, shardings)
     batches = task.batches(step)
     carry = task.carry
     rng = jax.random.key(config.seed)
@@ -369,11 +419,12 @@ def _loop(
     preempted = SignalFlag(install=jax.process_count() == 1)
     say = tqdm.write if lead else log.debug
     bar = tqdm(
-        range(step + 1, num_steps + 1), desc="train", unit="step", dynamic_ncols=True,
-        initial=step, total=num_steps, disable=not lead,
+        range(step + 1, phase.last_step + 1), unit="step", dynamic_ncols=True,
+        desc="train" if count == 1 else f"phase {phase.index + 1}/{count}",
+        initial=step - phase.first_step + 1, total=phase.num_steps, disable=not lead,
     )  # fmt: skip
     try:
-        for step in [] if stopper.done else bar:
+        for step in bar:
             local = next(batches)
             meter.add(task.step_flops(local))
             batch = task.env.feed.put_local(local, axis=1)
@@ -387,10 +438,10 @@ def _loop(
                 task.extra,
             )
             pending.append((step, step_metrics))
-            last = step == num_steps
+            last = step == phase.last_step
             if step % t.log_every == 0 or last:
                 speed = meter.read(step)
-                loss = _log_train(writer, pending, lr, speed)
+                loss = _log_train(writer, pending, lambda s: lr(s - phase.first_step), speed)
                 pending = []
                 postfix = {"loss": f"{loss:.4f}", "samples_s": f"{speed['samples_per_second']:.1f}"}
                 bar.set_postfix(
@@ -428,7 +479,16 @@ def _loop(
     finally:
         bar.close()
         preempted.restore()
+    placed.opt_state = opt_state
     return step, (trainable, frozen)
+
+
+def _best_states(workdir: Path, placed: Placed, best_step: int, step: int):
+    """The placement's (trainable, frozen) with the best checkpoint's parameters."""
+    if best_step == step:
+        return placed.states
+    best, _ = checkpointing.restore_params(workdir, placed.params, best_step)
+    return placed.with_params(best)
 
 
 def _split_params(graphdef, states, params: nnx.State, is_trainable):

@@ -165,15 +165,16 @@ def test_readme_pytorch_example_runs_without_jax(trained, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "task,architecture,head,use_ids",
+    "task,architecture,head,use_ids,use_text",
     [
-        ("multilabel", "two_tower", "mlp", True),
-        ("click", "two_tower", "dot", True),
-        ("rating", "cross", "mlp", False),
+        ("multilabel", "two_tower", "mlp", True, True),
+        ("click", "two_tower", "dot", True, True),
+        ("rating", "cross", "mlp", False, True),
+        ("rating", "two_tower", "dot", True, False),
     ],
 )
 def test_exported_pair_recommender_predicts_what_jaxrec_predicts(
-    tiny_bert_dir, tmp_path, task, architecture, head, use_ids
+    tiny_bert_dir, tmp_path, task, architecture, head, use_ids, use_text
 ):
     from configs import ecommerce
     from jaxrec import predict, torch_serving
@@ -181,9 +182,9 @@ def test_exported_pair_recommender_predicts_what_jaxrec_predicts(
 
     c = ecommerce.get_config(task)
     c.model.init_from = str(tiny_bert_dir)
-    c.model.update(architecture=architecture, head=head, use_ids=use_ids)
+    c.model.update(architecture=architecture, head=head, use_ids=use_ids, use_text=use_text)
     c.data.user_len, c.data.item_len = 16, 24
-    c.train.update(num_steps=2, eval_every=2, batch_size=16)
+    c.train.update(num_steps=2, eval_every=2, batch_size=16, learning_rate=1e-2)
     train.train_and_evaluate(c, tmp_path / "wd")
     export.export(tmp_path / "wd", tmp_path / "out")
     predict.predict(tmp_path / "wd", None, tmp_path / "pred.tsv")

@@ -107,6 +107,11 @@ PAIR = [
     ("model.mlp_hidden", 0),
     ("model.lora_rank", -1),
     ("model.use_ids", "no"),
+    ("model.use_text", 1),
+    ("model.id_l2", -0.1),
+    ("model.id_bias_l2", float("nan")),
+    ("model.head_dropout", 1.0),
+    ("train.phases", ({"trainable_layers": 0, "num_epochs": 1},)),
     ("data.format", "parquet"),
     ("data.task", "click"),  # MovieLens has ratings only
     ("data.path", NOWHERE),
@@ -146,6 +151,9 @@ def test_a_bad_value_is_a_config_error_naming_its_key(name, key, value) -> None:
         ("multilabel", {"model.head": "dot"}, "model.head"),
         ("movielens", {"model.lora_rank": 4, "model.lora_alpha": 0.0}, "model.lora_alpha"),
         ("movielens", {"model.lora_rank": 4, "model.lora_targets": ("qkv",)}, "model.lora_targets"),
+        ("movielens", {"model.lora_rank": 4, "train.phases": movielens.get_config().train.phases},
+         "train.phases"),  # LoRA trains in one phase
+        ("movielens", {"model.use_text": False, "model.use_ids": False}, "model.use_text"),
         ("movielens", {"data.format": "movielens1m"}, "data.path"),
         ("movielens", {"data.format": "movielens_tfds", "data.test_fraction": 1.0},
          "data.test_fraction"),
@@ -288,6 +296,7 @@ def test_values_beyond_the_pretrained_encoder_are_named(name, key, value) -> Non
 
 def test_a_cross_encoder_pair_must_fit_the_encoder_positions() -> None:
     config = with_value(movielens.get_config("tiny"), "model.architecture", "cross")
+    with_value(config, "model.head", "mlp")
     with_value(config, "data.user_len", 300)
     with_value(config, "data.item_len", 300)
     with pytest.raises(ConfigError, match=r"^data.user_len is 300; expected data.user_len \+"):

@@ -375,6 +375,23 @@ def test_load_pair_data_dispatches_to_movielens(tmp_path: Path) -> None:
         )
 
 
+def test_1m_through_the_rating_config_gives_seeded_disjoint_train_dev_and_test(tmp_path) -> None:
+    from configs import movielens as movielens_config
+
+    cfg = movielens_config.get_config().data
+    cfg.update(format="movielens1m", path=str(write_1m(tmp_path, n_ratings=200)))
+    data = load_pair_data(cfg)
+    parts = [data.train.lines, data.dev.lines, data.test.lines]
+    assert [len(p) for p in parts] == [162, 18, 20]  # 10% test, then 10% of the rest for dev
+    assert sorted(np.concatenate(parts).tolist()) == list(range(1, 201))  # disjoint, complete
+    again = load_pair_data(cfg)
+    assert again.dev.lines.tolist() == data.dev.lines.tolist()
+    cfg.seed = 1
+    other = load_pair_data(cfg)
+    assert other.dev.lines.tolist() != data.dev.lines.tolist()
+    assert other.test.lines.tolist() != data.test.lines.tolist()
+
+
 # -- The shipped MovieLens-100K-format sample. ---------------------------------------------------
 
 # ml-100k's share of 1-5 star ratings.

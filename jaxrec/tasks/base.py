@@ -7,12 +7,14 @@ format. The trainer and the inference commands never ask which task they hold.
 Training calls, in order:
   check_config           before anything is read, written or compiled
   read                   read and tokenize the data; `record()` is then saved in the workdir
-  build                  the model around a pretrained BERT; `trainable_filter` its scope
-  start                  compile inference, fill the frozen-layer caches (`extra`) and the
+  build                  the model around a pretrained BERT
+  then for each training phase (train.phases; one unless configured):
+    begin_phase          the encoder layers the phase trains; `trainable_filter` its scope
+    start                compile inference, fill the frozen-layer caches (`extra`) and the
                          state the step carries (`carry`; a resumed run then restores it)
-  step_loss, batches     each step: `step_loss(model, batch, extra, carry, rngs)` on
+    step_loss, batches   each step: `step_loss(model, batch, extra, carry, rngs)` on
                          `batches(step)`; tasks that carry nothing implement `loss` only
-  evaluate               the validation split: early stopping and the best checkpoint
+    evaluate             the validation split: early stopping and the best checkpoint
   test                   once, at the end, with the best checkpoint
 Inference (`jaxrec.predict`, `jaxrec.export`) calls `restore_record` instead of `read`, then
 `build`, and `predict` or `export_fields`: only the workdir is needed.
@@ -59,6 +61,9 @@ class Task(abc.ABC):
     metric_names: tuple[str, ...]
     baseline_name: str
     has_test_labels: ClassVar[bool] = False  # whether `test` scores anything
+    # Whether training can run in phases of different scopes (train.phases): `start` then
+    # fills the caches that the phase's scope allows, `step_flops` counts what it trains.
+    trains_in_phases: ClassVar[bool] = False
     samples_per_epoch: int = 0
     cached_layers: int = 0  # bottom encoder layers computed once per run, not every step
     extra: Any = None  # what `start` computed for the train step (the frozen-layer caches)
@@ -68,6 +73,8 @@ class Task(abc.ABC):
 
     def __init__(self, config: ml_collections.ConfigDict, env: TaskEnv) -> None:
         self.config, self.env = config, env
+        # The encoder layers the current phase trains: -1 all, k the top k, 0 none.
+        self.trainable_layers = int(config.model.trainable_layers)
 
     # -- Configuration ------------------------------------------------------------------------
 
@@ -98,15 +105,19 @@ class Task(abc.ABC):
     def build(self, bert: BertModel) -> nnx.Module:
         """The task's model around `bert` (created under nnx.eval_shape by the trainer)."""
 
+    def begin_phase(self, trainable_layers: int) -> None:
+        """Before a training phase (and its `start`): the encoder layers it trains."""
+        self.trainable_layers = trainable_layers
+
     def trainable_filter(self, num_layers: int):
-        """An nnx filter for the parameters that fine-tuning updates."""
-        return optim.trainable_filter(num_layers, self.config.model.trainable_layers)
+        """An nnx filter for the parameters that the current phase updates."""
+        return optim.trainable_filter(num_layers, self.trainable_layers)
 
     # -- 3. Start ------------------------------------------------------------------------------
 
     @abc.abstractmethod
     def start(self, graphdef: nnx.GraphDef, states: tuple[nnx.State, ...]) -> None:
-        """Compiles inference and fills the frozen-layer caches (`extra`), once per run."""
+        """Compiles inference and fills the frozen-layer caches (`extra`), once per phase."""
 
     # -- 4. Loss and 5. batches ------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.lora import add_lora, lora_trainable_filter
 from jaxrec.models.pair import PairRecommender
 from jaxrec.tasks.base import RECORD_FILE, Task
-from jaxrec.tasks.pair_inference import PairInference, to_prediction
+from jaxrec.tasks.pair_inference import PairInference
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ class PairLog:
 
     def __len__(self) -> int:
         return len(self.targets)
+
+
+# How a rating head's output becomes a rating: used as is, clipped to the range at inference.
+RATING_OUTPUT = "clipped"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,10 +96,11 @@ def pair_log(split: Interactions, users: TextTable, items: TextTable, ids: dict)
     )
 
 
-def pair_loss(out: jax.Array, targets: jax.Array, task: str, rating_range) -> jax.Array:
-    """MSE of ratings; sigmoid cross-entropy of clicks and of each label."""
+def pair_loss(out: jax.Array, targets: jax.Array, task: str) -> jax.Array:
+    """MSE of ratings (the output itself; inference clips it to the range); sigmoid
+    cross-entropy of clicks and of each label."""
     if task == "rating":
-        return jnp.mean((to_prediction(out, task, rating_range) - targets) ** 2)
+        return jnp.mean((out - targets) ** 2)
     return jnp.mean(optax.sigmoid_binary_cross_entropy(out, targets))
 
 
@@ -146,6 +151,7 @@ class PairTask(Task):
     name = "pair"
     sharded_sizes = ("data.text_bucket", "train.eval_batch_size")
     has_test_labels = True
+    trains_in_phases = True
 
     @staticmethod
     def check_config(c, encoder: BertConfig) -> None:
@@ -167,12 +173,20 @@ class PairTask(Task):
         if head == "dot" and (architecture != "two_tower" or task == "multilabel"):
             expected = "'mlp' ('dot' needs model.architecture='two_tower' and one output)"
             raise c.fail("model.head", head, expected)
-        c.boolean("model.use_ids")
+        use_text, use_ids = c.boolean("model.use_text"), c.boolean("model.use_ids")
+        if not (use_text or use_ids):
+            raise c.fail("model.use_text", False, "True, or model.use_ids=True (IDs alone)")
         c.integer("model.id_dim", low=1)
+        c.number("model.id_l2", 0.0)
+        c.number("model.id_bias_l2", 0.0)
+        c.number("model.head_dropout", 0.0, 1.0, open_high=True)
         c.integer("model.mlp_hidden", low=1)
         if c.integer("model.lora_rank", low=0):
             c.number("model.lora_alpha", 0.0, open_low=True)
             c.strings("model.lora_targets", tuple(TARGETS))
+            if c.get("train.phases", ()):
+                expected = "() (LoRA trains its adapters and the head in one phase)"
+                raise c.fail("train.phases", c.get("train.phases"), expected)
         positions = encoder.max_position_embeddings
         user_len = c.integer("data.user_len", low=2, high=positions)
         item_len = c.integer("data.item_len", low=2, high=positions)
@@ -256,14 +270,22 @@ class PairTask(Task):
         return data
 
     def record(self) -> dict[str, Any]:
-        return {"vocab": dataclasses.asdict(self.vocab)}
+        return {"vocab": dataclasses.asdict(self.vocab), "rating_output": RATING_OUTPUT}
 
     def restore_record(self, record: dict[str, Any]) -> None:
         if "vocab" not in record:
             raise CheckpointError(
                 f"the workdir's {RECORD_FILE} holds no ID vocabularies: retrain to predict"
             )
-        self.vocab = Vocab(**record["vocab"])
+        vocab = Vocab(**record["vocab"])
+        if vocab.task == "rating" and record.get("rating_output") != RATING_OUTPUT:
+            # Earlier rating heads squashed their output into the range with a sigmoid; read
+            # as clipped ratings, their predictions would be silently wrong.
+            raise CheckpointError(
+                f"the workdir's {RECORD_FILE} is from a rating model whose output was squashed "
+                "by a sigmoid (an earlier jaxrec): retrain it to predict or export"
+            )
+        self.vocab = vocab
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -278,8 +300,6 @@ class PairTask(Task):
     def build(self, bert: BertModel) -> PairRecommender:
         m, v = self.config.model, self.vocab
         self.bert_config = bert.config
-        if m.architecture == "two_tower" and not m.lora_rank:
-            self.cached_layers = optim.frozen_bottom_layers(m, bert.config.num_hidden_layers)
         rngs = nnx.Rngs(self.config.seed)
         model = PairRecommender(
             bert,
@@ -287,11 +307,12 @@ class PairTask(Task):
             architecture=m.architecture,
             head=m.head,
             pooling=m.pooling,
+            use_text=self.use_text,
             num_users=len(v.users) if m.use_ids else 0,
             num_items=len(v.items) if m.use_ids else 0,
             id_dim=m.id_dim,
             mlp_hidden=m.mlp_hidden,
-            dropout=bert.config.hidden_dropout_prob,
+            dropout=m.get("head_dropout", bert.config.hidden_dropout_prob),  # older workdirs
             dtype=jnp.dtype(m.dtype),
             rngs=rngs,
         )
@@ -300,16 +321,21 @@ class PairTask(Task):
             add_lora(bert, rank=m.lora_rank, alpha=m.lora_alpha, targets=m.lora_targets, rngs=rngs)
         return model
 
+    @property
+    def use_text(self) -> bool:
+        return bool(self.config.model.get("use_text", True))  # older workdirs lack it
+
     def _initial_bias(self) -> np.ndarray:
         """Outputs start at the training mean (a rating, or the click and label rates)."""
         mean = np.asarray(self.vocab.target_mean, np.float64)
         if self.vocab.task == "rating":
-            lo, hi = self.vocab.rating_range
-            mean = (mean - lo) / (hi - lo)
+            return mean.astype(np.float32)
         mean = np.clip(mean, 1e-3, 1 - 1e-3)
         return np.log(mean / (1 - mean)).astype(np.float32)
 
     def trainable_filter(self, num_layers: int):
+        if not self.use_text:  # the encoder never runs: nothing of it to train or decay
+            return optim.trainable_filter(num_layers, 0)
         if self.config.model.lora_rank:
             return lora_trainable_filter("bert")
         return super().trainable_filter(num_layers)
@@ -317,8 +343,16 @@ class PairTask(Task):
     # -- 3. Start ------------------------------------------------------------------------------
 
     def start(self, graphdef: nnx.GraphDef, states) -> None:
-        """Compiles inference; with frozen bottom layers, runs them once per user and item."""
+        """Compiles inference; with frozen bottom layers, runs them once per user and item.
+
+        The phase's scope decides what is cached: with the whole encoder frozen, every
+        layer, so a step is pooling and the head."""
         self.infer = self._inference(graphdef)
+        m = self.config.model
+        self.cached_layers, self.extra = 0, None
+        if m.architecture == "two_tower" and not m.lora_rank and self.use_text:
+            layers = self.bert_config.num_hidden_layers
+            self.cached_layers = optim.frozen_bottom_layers(m, layers, self.trainable_layers)
         if not self.cached_layers:
             return
         tick, bs = time.time(), self.config.train.eval_batch_size
@@ -335,14 +369,25 @@ class PairTask(Task):
     def _inference(self, graphdef: nnx.GraphDef) -> PairInference:
         v = self.vocab
         return PairInference(
-            graphdef, self.env.feed, self.config.model.architecture, v.task, v.rating_range
+            graphdef,
+            self.env.feed,
+            self.config.model.architecture,
+            v.task,
+            v.rating_range,
+            use_text=self.use_text,
         )
 
     # -- 4. Loss and 5. batches ------------------------------------------------------------------
 
     def loss(self, model: PairRecommender, batch, extra, rngs) -> jax.Array:
-        out = model(batch, lower=extra, start=self.cached_layers, deterministic=False, rngs=rngs)
-        return pair_loss(out, batch["targets"], self.vocab.task, self.vocab.rating_range)
+        """The task's loss plus the L2 penalty of the factors and ID biases each pair uses
+        (`model.id_l2`, `model.id_bias_l2`)."""
+        m = self.config.model
+        out, penalty = model.forward(
+            batch, lower=extra, start=self.cached_layers, deterministic=False, rngs=rngs
+        )
+        loss = pair_loss(out, batch["targets"], self.vocab.task)
+        return loss + m.id_l2 * penalty["factors"] + m.id_bias_l2 * penalty["biases"]
 
     def batches(self, start_step: int):
         c = self.config
@@ -370,7 +415,9 @@ class PairTask(Task):
                 (users.shape[0] * users.shape[1] * scale, users.shape[-1]),
                 (items.shape[0] * items.shape[1] * scale, items.shape[-1]),
             ]
-        layers, k = bert.num_hidden_layers, m.trainable_layers
+        if not self.use_text:
+            return 0.0
+        layers, k = bert.num_hidden_layers, self.trainable_layers
         return flops.encoder_step_flops(
             bert,
             encoded,
@@ -458,6 +505,7 @@ class PairTask(Task):
             "architecture": c.model.architecture,
             "head": c.model.head,
             "pooling": c.model.pooling,
+            "use_text": self.use_text,
             "user_len": c.data.user_len,
             "item_len": c.data.item_len,
             "rating_range": v.rating_range,

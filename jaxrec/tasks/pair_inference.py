@@ -1,7 +1,8 @@
 """Inference for pair models: each user and item text encoded once, then the head per pair.
 
 Two towers encode every row of the user and item tables once (from the frozen-layer cache
-when there is one) and run only the head per pair; a cross-encoder reads each pair.
+when there is one) and run only the head per pair; a cross-encoder reads each pair; a model
+without text runs only the head.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from jaxrec.tasks.table_encoding import cached_rows, table_hidden, table_vectors
 
 
 def to_prediction(out: jax.Array, task: str, rating_range) -> jax.Array:
-    """Head outputs -> predictions: a rating inside the range, or probabilities."""
+    """Head outputs -> predictions: the rating clipped to the range, or probabilities."""
     if task == "rating":
         lo, hi = rating_range
-        return lo + (hi - lo) * jax.nn.sigmoid(out)
+        return jnp.clip(out, lo, hi)
     return jax.nn.sigmoid(out)
 
 
@@ -31,9 +32,16 @@ class PairInference:
     """Jitted inference of a PairRecommender graph: text vectors once, then the head."""
 
     def __init__(
-        self, graphdef: nnx.GraphDef, feed: Feed, architecture: str, task: str, rating_range
+        self,
+        graphdef: nnx.GraphDef,
+        feed: Feed,
+        architecture: str,
+        task: str,
+        rating_range,
+        *,
+        use_text: bool = True,
     ) -> None:
-        self.feed, self.architecture = feed, architecture
+        self.feed, self.architecture, self.use_text = feed, architecture, use_text
         out = {"out_shardings": feed.replicated} if feed.mesh is not None else {}
 
         def encode(states, tokens):
@@ -97,10 +105,12 @@ class PairInference:
         """[n, K] float64 predictions for `pairs` (user_rows, item_rows, user_id, item_id)."""
         arrays = {k: pairs[k] for k in ("user_rows", "item_rows", "user_id", "item_id")}
         out = []
-        if self.architecture == "two_tower":
+        if self.architecture == "two_tower" or not self.use_text:
             vecs = {
                 name: self.feed.replicate(
                     self.vectors(states, table, batch_size, lower and lower[name], start)
+                    if self.use_text
+                    else np.zeros((len(table.tokens["input_ids"]), 1), np.float32)  # unread
                 )
                 for name, table in (("users", users), ("items", items))
             }
