@@ -68,7 +68,22 @@ def manager(
         save_interval_steps=0 if read_only else 1,  # Orbax warns when it has to change it
     )
     with _quiet_read_only_notice() if read_only else contextlib.nullcontext():
-        return ocp.CheckpointManager(directory, options=options, handler_registry=_registry())
+        return _Manager(directory, options=options, handler_registry=_registry())
+
+
+class _Manager(ocp.CheckpointManager):
+    """Orbax's manager, reading a damaged metrics file as missing metrics.
+
+    Orbax reads every step's metrics when it opens the folder; a garbled one would stop the
+    recovery that `restore_latest` does (set the damaged step aside, resume from an older one).
+    """
+
+    def _get_metrics(self, step: int):
+        try:
+            return super()._get_metrics(step)
+        except ValueError as e:  # json's decode errors
+            log.warning("checkpoint %s/%d: unreadable metrics (%s)", self.directory, step, e)
+            return None
 
 
 def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
