@@ -38,9 +38,9 @@ from jaxrec.data.report import ReadReport
 from jaxrec.errors import DataError
 from jaxrec.models.bert import BertConfig, BertModel
 from jaxrec.models.news import POOLINGS, USER_ENCODERS, NewsRecommender, write_news_cache
-from jaxrec.sharding import take_rows
 from jaxrec.tasks import news_inference as infer
 from jaxrec.tasks.base import Task
+from jaxrec.tasks.table_encoding import cached_rows
 
 log = logging.getLogger(__name__)
 PLAN_MICRO_BATCHES = 256  # simulated to size the batches' groups (more with a history cache)
@@ -82,7 +82,7 @@ def news_loss(cached_layers: int):
             vecs = jnp.concatenate(
                 [
                     model.encode_news_from(
-                        take_rows(lower, g["rows"], g["attention_mask"].shape[1]),
+                        cached_rows(lower, g["rows"], g["attention_mask"]),
                         g["attention_mask"],
                         cached_layers,
                         deterministic=False,
